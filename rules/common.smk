@@ -1,0 +1,48 @@
+# Config validation, the study grid, and input functions shared by the rules.
+import sys
+
+from snakemake.utils import validate
+
+from batch_science import config as study_config
+
+try:
+    # One line naming the bad key, before any job runs (Snakemake's own message is a page).
+    config.update(study_config.validate_config(config))
+except study_config.ConfigError as error:
+    sys.exit(f"Config error: {error}")
+validate(config, "../workflow/schemas/config.schema.yaml")
+
+RESULTS = f"results/{config['study']}"
+STUDIES = study_config.studies(config)
+SHARDS = range(study_config.shard_count(config))
+DATASETS = sorted({w["dataset"]["name"] for w in config["workloads"].values()})
+
+
+wildcard_constraints:
+    workload=r"[A-Za-z0-9_-]+",
+    optimizer=r"sgd|momentum|nesterov",
+    batch_size=r"\d+",
+    shard=r"\d+",
+    dataset=r"[A-Za-z0-9_.-]+",
+
+
+def study_tables(kind):
+    """Every shard's trial or curve table of every study."""
+    return [
+        f"{RESULTS}/{kind}/{s.workload}/{s.optimizer}/b{s.batch_size}/shard{shard}.parquet"
+        for s in STUDIES
+        for shard in SHARDS
+    ]
+
+
+def prepared_dataset(wildcards):
+    name = config["workloads"][wildcards.workload]["dataset"]["name"]
+    return f"{config['data_dir']}/{name}.prepared"
+
+
+def metaparameter_figures():
+    return [
+        f"{RESULTS}/figures/metaparameters/{w}_{o}.png"
+        for w, workload in config["workloads"].items()
+        for o in workload["optimizers"]
+    ]

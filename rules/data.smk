@@ -1,0 +1,13 @@
+rule prepare_data:
+    """Generate (built-in) or download-and-prepare a tfds dataset once, before any tune job reads it."""
+    output:
+        touch(f"{config['data_dir']}/{{dataset}}.prepared"),
+    log:
+        "logs/prepare_data/{dataset}.log",
+    params:
+        data_dir=config["data_dir"],
+        manual_dir=config["manual_dir"],
+    conda:
+        "../envs/study.yaml"
+    script:
+        "../workflow/scripts/prepare_data.py"

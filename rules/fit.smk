@@ -1,0 +1,18 @@
+rule fit:
+    """Fit S(B) = S_min (1 + B_crit / B) per workload and optimizer, with bootstrap intervals over trials."""
+    input:
+        trials=f"{RESULTS}/trials.parquet",
+    output:
+        fits=f"{RESULTS}/fits.csv",
+        bootstrap=f"{RESULTS}/fit_bootstrap.parquet",
+    log:
+        f"logs/fit/{config['study']}.log",
+    params:
+        n_bootstrap=config["bootstrap"],
+        confidence=config["confidence"],
+        tolerance=config["scaling_tolerance"],
+        seed=config["seed"],
+    conda:
+        "../envs/study.yaml"
+    script:
+        "../workflow/scripts/fit.py"

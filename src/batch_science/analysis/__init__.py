@@ -1,0 +1,1 @@
+"""Analysis of trial tables: steps to result, scaling fits, figures. Never imports TensorFlow."""

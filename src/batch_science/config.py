@@ -1,0 +1,167 @@
+"""Study configuration: load, validate against the JSON schema, expand into studies and shards.
+
+Every error is one line that names the offending key, raised before any job runs.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+MOMENTUM_OPTIMIZERS = ("momentum", "nesterov")
+
+
+class ConfigError(ValueError):
+    """A config that cannot describe a study; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Study:
+    """One workload, optimizer and batch size: one metaparameter search."""
+
+    workload: str
+    optimizer: str
+    batch_size: int
+
+    @property
+    def path(self) -> str:
+        return f"{self.workload}/{self.optimizer}/b{self.batch_size}"
+
+
+def load_schema() -> dict:
+    with open(SCHEMA_PATH) as f:
+        return yaml.safe_load(f)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
+
+
+def _short_message(error: jsonschema.ValidationError) -> str:
+    # jsonschema repeats the whole offending object in some messages; one line is enough.
+    message = " ".join(error.message.split())
+    return message if len(message) <= 160 else message[:157] + "..."
+
+
+def _with_defaults(validator_class):
+    """A validator that also fills in schema defaults, as Snakemake's validate() does."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def validate_config(config: dict) -> dict:
+    """Return a validated copy of `config` with defaults filled in; raise ConfigError naming the key."""
+    config = copy.deepcopy(config)
+    schema = load_schema()
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        raise ConfigError(f"config key {_key_path(error)}: {_short_message(error)}")
+    _check_consistency(config)
+    return config
+
+
+def _check_consistency(config: dict) -> None:
+    """Rules the schema cannot say: cross references between keys."""
+    from batch_science.models import MODELS  # local: models import TensorFlow lazily
+
+    spaces = config["search_spaces"]
+    for name, workload in config["workloads"].items():
+        key = f"workloads.{name}"
+        for optimizer in workload["optimizers"]:
+            if optimizer not in spaces:
+                raise ConfigError(f"config key {key}.optimizers: no search_spaces.{optimizer} for optimizer '{optimizer}'")
+        if workload["model"]["name"] not in MODELS:
+            raise ConfigError(
+                f"config key {key}.model.name: unknown model '{workload['model']['name']}' (known: {', '.join(sorted(MODELS))})"
+            )
+        for steps_key in ("step_budget", "eval_every"):
+            spec = workload[steps_key]
+            if isinstance(spec, dict) and "examples" not in spec:
+                missing = [b for b in workload["batch_sizes"] if str(b) not in spec]
+                if missing:
+                    raise ConfigError(f"config key {key}.{steps_key}: no entry for batch sizes {missing}")
+    for optimizer, space in spaces.items():
+        key = f"search_spaces.{optimizer}"
+        if optimizer in MOMENTUM_OPTIMIZERS and "momentum" not in space:
+            raise ConfigError(f"config key {key}.momentum: required for optimizer '{optimizer}'")
+        if space.get("schedule") == "linear_decay":
+            for needed in ("decay_fraction", "end_factor"):
+                if needed not in space:
+                    raise ConfigError(f"config key {key}.{needed}: required by schedule linear_decay")
+        for param, spec in space.items():
+            if isinstance(spec, dict) and "min" in spec and spec["min"] > spec["max"]:
+                raise ConfigError(f"config key {key}.{param}: min {spec['min']} is above max {spec['max']}")
+            if isinstance(spec, dict) and spec.get("scale") == "log" and spec["min"] <= 0:
+                raise ConfigError(f"config key {key}.{param}: log scale needs min > 0, got {spec['min']}")
+            if isinstance(spec, dict) and spec.get("scale") == "reverse_log" and spec["max"] >= 1:
+                raise ConfigError(f"config key {key}.{param}: reverse_log scale needs max < 1, got {spec['max']}")
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path}: not found")
+    try:
+        with open(path) as f:
+            config = yaml.safe_load(f) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path}: not valid YAML ({' '.join(str(error).split())})") from None
+    config.update(overrides or {})
+    return validate_config(config)
+
+
+def config_hash(config: dict) -> str:
+    """Short stable hash of the validated config, recorded with every result."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def steps_for(spec, batch_size: int) -> int:
+    """Resolve a batch-size-dependent number of steps (see $defs/steps in the schema)."""
+    if isinstance(spec, int):
+        return spec
+    if "examples" in spec:
+        steps = max(math.ceil(spec["examples"] / batch_size), spec.get("min_steps", 1))
+        return min(steps, spec["max_steps"]) if "max_steps" in spec else steps
+    return int(spec[str(batch_size)])
+
+
+def studies(config: dict) -> list[Study]:
+    return [
+        Study(name, optimizer, batch_size)
+        for name, workload in config["workloads"].items()
+        for optimizer in workload["optimizers"]
+        for batch_size in workload["batch_sizes"]
+    ]
+
+
+def shard_count(config: dict) -> int:
+    return math.ceil(config["trials"] / config["trials_per_job"])
+
+
+def shard_trials(config: dict, shard: int) -> range:
+    """Trial ids of one tune job; the union over shards is 0..trials-1."""
+    start = shard * config["trials_per_job"]
+    return range(start, min(start + config["trials_per_job"], config["trials"]))
+
+
+def stable_seed(*parts) -> int:
+    """A 31-bit seed from any parts, the same on every machine and Python run."""
+    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF

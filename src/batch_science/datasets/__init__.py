@@ -1,0 +1,1 @@
+"""Datasets through tensorflow-datasets; built-in builders register on import."""

@@ -1,0 +1,51 @@
+"""Durable table I/O: nothing already computed is lost or half-written by a killed job."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call write(tmp_path), fsync it, then rename over `path`: readers see all or nothing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_parquet(frame: pd.DataFrame, path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """Atomic parquet write with provenance key/values in the file's schema metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **{k: str(v) for k, v in metadata.items()}})
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.10g"))
+
+
+def read_parquet_metadata(path: str | Path) -> dict[str, str]:
+    import pyarrow.parquet as pq
+
+    raw = pq.read_schema(path).metadata or {}
+    return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"pandas")}

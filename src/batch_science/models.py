@@ -1,0 +1,138 @@
+"""Models written with a leading trial axis on every weight, so many trials train in one graph.
+
+A model is a pair of pure functions: `init(seed, input_shape, num_classes, dtype)` gives one
+trial's weights (so a trial's initialisation never depends on which trials share its graph),
+and `apply(weights, x)` maps inputs to logits for all trials at once. `x` is either shared by
+all trials, shape [batch, ...], or per trial, shape [trials, batch, ...]. Weights are lists of
+tensors of shape [trials, ...]. Registered by name in MODELS with their size knobs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+def _glorot_uniform(rng: np.random.Generator, fan_in: int, fan_out: int, shape) -> np.ndarray:
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=shape)
+
+
+def _he_normal(rng: np.random.Generator, fan_in: int, shape) -> np.ndarray:
+    return rng.normal(0.0, math.sqrt(2.0 / fan_in), size=shape)
+
+
+def _dense(x, kernel, bias, shared: bool):
+    import tensorflow as tf
+
+    equation = "bi,tio->tbo" if shared else "tbi,tio->tbo"
+    return tf.einsum(equation, x, kernel) + bias[:, None, :]
+
+
+@dataclass(frozen=True)
+class Mlp:
+    """Fully connected ReLU network; `hidden` lists the widths of the hidden layers."""
+
+    hidden: tuple[int, ...] = (100, 100)
+
+    def layer_sizes(self, input_shape, num_classes):
+        return [int(np.prod(input_shape)), *self.hidden, num_classes]
+
+    def init(self, seed: int, input_shape, num_classes: int) -> list[np.ndarray]:
+        rng = np.random.default_rng(seed)
+        sizes = self.layer_sizes(input_shape, num_classes)
+        weights = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            weights += [_he_normal(rng, fan_in, (fan_in, fan_out)), np.zeros(fan_out)]
+        return weights
+
+    def apply(self, weights, x, shared: bool):
+        import tensorflow as tf
+
+        x = tf.reshape(x, [-1, int(np.prod(x.shape[1:]))] if shared else [x.shape[0], -1, int(np.prod(x.shape[2:]))])
+        for layer in range(0, len(weights), 2):
+            x = _dense(x, weights[layer], weights[layer + 1], shared and layer == 0)
+            if layer + 2 < len(weights):
+                x = tf.nn.relu(x)
+        return x
+
+    def flops_per_example(self, input_shape, num_classes) -> int:
+        sizes = self.layer_sizes(input_shape, num_classes)
+        return 2 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+@dataclass(frozen=True)
+class Cnn1d:
+    """Small 1-D CNN (as in the MNIST-1D paper): strided convolutions, ReLU, a dense read-out.
+
+    Convolutions are written as patch extraction + einsum, so the trial axis stays a batched
+    matrix multiply (grouped or vectorised-map convolutions are far slower under XLA on CPU).
+    """
+
+    channels: tuple[int, ...] = (25, 25, 25)
+    kernel: int = 5
+    stride: int = 2
+
+    def _lengths(self, length: int) -> list[int]:
+        lengths = [length]
+        for _ in self.channels:
+            lengths.append((lengths[-1] + 2 * (self.kernel // 2) - self.kernel) // self.stride + 1)
+        return lengths
+
+    def init(self, seed: int, input_shape, num_classes: int) -> list[np.ndarray]:
+        rng = np.random.default_rng(seed)
+        weights, in_channels = [], 1
+        for out_channels in self.channels:
+            fan_in = self.kernel * in_channels
+            weights += [_he_normal(rng, fan_in, (fan_in, out_channels)), np.zeros(out_channels)]
+            in_channels = out_channels
+        fan_in = self._lengths(input_shape[0])[-1] * in_channels
+        weights += [_glorot_uniform(rng, fan_in, num_classes, (fan_in, num_classes)), np.zeros(num_classes)]
+        return weights
+
+    def _patches(self, x):
+        """[..., length, channels] -> [..., out_length, kernel * channels] for a 'same'-padded strided conv."""
+        import tensorflow as tf
+
+        length = x.shape[-2]
+        pad = self.kernel // 2
+        out_length = (length + 2 * pad - self.kernel) // self.stride + 1
+        paddings = [[0, 0]] * (len(x.shape) - 2) + [[pad, pad], [0, 0]]
+        x = tf.pad(x, paddings)
+        index = np.arange(out_length)[:, None] * self.stride + np.arange(self.kernel)[None, :]
+        patches = tf.gather(x, index, axis=len(x.shape) - 2)
+        return tf.reshape(patches, [*[d if d is not None else -1 for d in x.shape[:-2]], out_length, self.kernel * x.shape[-1]])
+
+    def apply(self, weights, x, shared: bool):
+        import tensorflow as tf
+
+        x = x[..., None]  # one input channel
+        for layer in range(0, len(weights) - 2, 2):
+            patches = self._patches(x)
+            equation = "blk,tkc->tblc" if shared and layer == 0 else "tblk,tkc->tblc"
+            x = tf.nn.relu(tf.einsum(equation, patches, weights[layer]) + weights[layer + 1][:, None, None, :])
+        x = tf.reshape(x, [x.shape[0], -1, x.shape[2] * x.shape[3]])
+        return _dense(x, weights[-2], weights[-1], shared=False)
+
+    def flops_per_example(self, input_shape, num_classes) -> int:
+        lengths, flops, in_channels = self._lengths(input_shape[0]), 0, 1
+        for out_length, out_channels in zip(lengths[1:], self.channels):
+            flops += 2 * out_length * self.kernel * in_channels * out_channels
+            in_channels = out_channels
+        return flops + 2 * lengths[-1] * in_channels * num_classes
+
+
+MODELS: dict[str, Callable[..., object]] = {"mlp": Mlp, "cnn1d": Cnn1d}
+
+
+def get_model(spec: dict):
+    """Build a registered model from its config block {name, **size knobs}."""
+    knobs = {key: tuple(value) if isinstance(value, list) else value for key, value in spec.items() if key != "name"}
+    if spec["name"] not in MODELS:
+        raise ValueError(f"model '{spec['name']}': unknown (known: {', '.join(sorted(MODELS))})")
+    try:
+        return MODELS[spec["name"]](**knobs)
+    except TypeError as error:
+        raise ValueError(f"model '{spec['name']}': bad size knob ({error})") from None

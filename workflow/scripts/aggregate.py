@@ -1,0 +1,5 @@
+from batch_science.aggregate import aggregate_study
+from batch_science.joblog import log_to
+
+log_to(snakemake.log[0])
+aggregate_study(snakemake.input.trials, snakemake.input.curves, **snakemake.output)
