@@ -1,0 +1,38 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_CONFIG = REPO / "tests" / "configs" / "tiny.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    from batch_science.config import load_config
+
+    return load_config(TINY_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def mnist1d_data_dir(tmp_path_factory):
+    """MNIST-1D prepared once per test session through the real tfds builder."""
+    from batch_science import data
+
+    data_dir = tmp_path_factory.mktemp("tfds")
+    data.prepare("mnist1d", str(data_dir))
+    return str(data_dir)
+
+
+def run_snakemake(workdir: Path, *args, check=True, timeout=900):
+    """Run the repository's workflow with `workdir` as its working directory."""
+    command = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result

@@ -1,0 +1,88 @@
+"""A bad config stops with one line naming the key, before any job runs."""
+import copy
+
+import pytest
+import yaml
+
+from batch_science.config import ConfigError, load_config, shard_trials, steps_for, studies, validate_config
+from conftest import REPO, TINY_CONFIG, run_snakemake
+
+
+def tiny_raw():
+    return yaml.safe_load(TINY_CONFIG.read_text())
+
+
+def broken(edit):
+    config = copy.deepcopy(tiny_raw())
+    edit(config)
+    return config
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (lambda c: c["workloads"]["mnist1d_mlp"]["optimizers"].append("adam"), "workloads.mnist1d_mlp.optimizers.2"),
+        (lambda c: c["workloads"]["mnist1d_mlp"]["batch_sizes"].__setitem__(0, -8), "workloads.mnist1d_mlp.batch_sizes.0"),
+        (lambda c: c["workloads"]["mnist1d_mlp"].pop("target"), "workloads.mnist1d_mlp"),
+        (lambda c: c["workloads"]["mnist1d_mlp"]["target"].pop("value"), "workloads.mnist1d_mlp.target"),
+        (lambda c: c["search_spaces"]["nesterov"].pop("momentum"), "search_spaces.nesterov.momentum"),
+        (lambda c: c["search_spaces"].pop("sgd"), "workloads.mnist1d_mlp.optimizers"),
+        (lambda c: c["workloads"]["mnist1d_mlp"]["model"].__setitem__("name", "resnet9000"), "workloads.mnist1d_mlp.model.name"),
+        (lambda c: c["workloads"]["mnist1d_mlp"].__setitem__("step_budget", {"32": 10}), "workloads.mnist1d_mlp.step_budget"),
+        (lambda c: c["search_spaces"]["sgd"].__setitem__("learning_rate", {"min": 1, "max": 0.1, "scale": "log"}), "search_spaces.sgd.learning_rate"),
+        (lambda c: c.__setitem__("trials", 0), "trials"),
+        (lambda c: c.__setitem__("typo_key", 1), "<top level>"),
+    ],
+)
+def test_bad_config_names_the_key_in_one_line(edit, key):
+    with pytest.raises(ConfigError) as error:
+        validate_config(broken(edit))
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"config key {key}:"), message
+
+
+def test_missing_target_is_named():
+    with pytest.raises(ConfigError, match="'target' is a required property"):
+        validate_config(broken(lambda c: c["workloads"]["mnist1d_mlp"].pop("target")))
+
+
+def test_defaults_are_filled(tiny_config):
+    assert tiny_config["precision"] == "float32"
+    assert tiny_config["stop_at_target"] is True
+    assert tiny_config["workloads"]["mnist1d_mlp"]["target"]["direction"] == "minimize"
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"config file .*nope.yaml: not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_every_shipped_config_is_valid():
+    for path in sorted((REPO / "config").glob("*.yaml")):
+        assert studies(load_config(path)), path
+
+
+def test_steps_for_resolves_every_form():
+    assert steps_for(100, 32) == 100
+    assert steps_for({"16": 7, "32": 9}, 32) == 9
+    assert steps_for({"examples": 1000, "min_steps": 10}, 32) == 32
+    assert steps_for({"examples": 1000, "min_steps": 40}, 32) == 40
+    assert steps_for({"examples": 1000, "max_steps": 20}, 8) == 20
+
+
+def test_shards_cover_every_trial_once(tiny_config):
+    config = dict(tiny_config, trials=7, trials_per_job=3)
+    ids = [i for shard in range(3) for i in shard_trials(config, shard)]
+    assert ids == list(range(7))
+
+
+def test_snakemake_stops_before_any_job_with_one_line(tmp_path):
+    bad = broken(lambda c: c["workloads"]["mnist1d_mlp"]["optimizers"].append("adam"))
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    result = run_snakemake(tmp_path, "-n", "--configfile", str(path), check=False)
+    assert result.returncode != 0
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if "Config error" in line]
+    assert lines == ["Config error: config key workloads.mnist1d_mlp.optimizers.2: 'adam' is not one of ['sgd', 'momentum', 'nesterov']"]
+    assert not (tmp_path / "results").exists()
