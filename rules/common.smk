@@ -1,4 +1,5 @@
 # Config validation, the study grid, and input functions shared by the rules.
+import os
 import sys
 
 from snakemake.utils import validate
@@ -38,6 +39,10 @@ def study_tables(kind):
 def prepared_dataset(wildcards):
     name = config["workloads"][wildcards.workload]["dataset"]["name"]
     return f"{config['data_dir']}/{name}.prepared"
+
+
+def folder_of_output(wildcards, output):
+    return os.path.dirname(output[0])
 
 
 def metaparameter_figures():

@@ -5,7 +5,7 @@ rule prepare_data:
     log:
         "logs/prepare_data/{dataset}.log",
     params:
-        data_dir=config["data_dir"],
+        data_dir=folder_of_output,
         manual_dir=config["manual_dir"],
     conda:
         "../envs/study.yaml"
