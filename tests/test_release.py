@@ -228,3 +228,16 @@ def test_import_writes_a_study_the_pipeline_validates_and_aggregates(release_dir
     assert config["workloads"]["mnist_simple_cnn_base"]["batch_sizes"] == [64, 1024]
     assert config["workloads"]["mnist_fc_64_64_64"]["model"] == {"name": "fully_connected", "depth": 3, "width": 64}
     assert (out / "trials/mnist_simple_cnn_base/nesterov/b64/shard0.parquet").exists()
+
+
+@pytest.mark.slow
+def test_pipeline_aggregates_fits_and_plots_an_imported_release_without_training(release_dir, tmp_path):
+    from conftest import run_snakemake
+
+    workdir = tmp_path / "work"
+    out = release.import_release(release_dir, "paper_import", workdir / "results", targets={"mnist": Target("error", 0.06)})
+    rules = ["--allowed-rules", "aggregate", "fit", "plot_scaling", "plot_metaparameters", "figures", "all"]
+    result = run_snakemake(workdir, "--cores", "1", "--configfile", str(out / "config.yaml"), *rules)
+    log = result.stdout + result.stderr
+    assert "rule fit" in log and "rule tune" not in log and "prepare_data" not in log
+    assert (out / "figures" / "steps_to_result.png").exists() and (out / "fits.csv").exists()
