@@ -241,3 +241,12 @@ def test_pipeline_aggregates_fits_and_plots_an_imported_release_without_training
     log = result.stdout + result.stderr
     assert "rule fit" in log and "rule tune" not in log and "prepare_data" not in log
     assert (out / "figures" / "steps_to_result.png").exists() and (out / "fits.csv").exists()
+
+
+def test_imported_workloads_are_named_as_the_paper_config_names_them():
+    assert release._workload_name(("mnist_subsets", "mnist_13750", "simple_cnn_base")) == "mnist_13750_simple_cnn_base"
+    assert release._workload_name(("cifar_10", "resnet_8")) == "cifar10_resnet_8"
+    assert release._workload_name(("imagenet_subsets", "imagenet_half_images", "resnet_50")) == "imagenet_half_images_resnet_50"
+    assert release.default_target("imagenet_subsets/imagenet_half_images", "resnet_50") == Target("error", 0.25)
+    assert release.default_target("mnist_subsets/mnist_6875", "simple_cnn_base") == Target("error", 0.01)
+    assert release.default_target("open_images_v4", "resnet_50") is None

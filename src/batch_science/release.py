@@ -120,14 +120,22 @@ def _require(mapping: dict, keys, path: Path) -> None:
         raise ReleaseError(f"{path}: missing key(s) {', '.join(missing)}")
 
 
+# Release dataset folders named as config/paper.yaml names its datasets / workloads.
+DATASET_FOLDER_NAMES = {"cifar_10": "cifar10"}
+
+
 def _workload_name(parts: tuple[str, ...]) -> str:
-    """Workload name from the folders above optimizer/batch_size, e.g. mnist/simple_cnn_base -> mnist_simple_cnn_base."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "_", "_".join(parts))
+    """Workload name from the folders above optimizer/batch_size, as config/paper.yaml names them:
+    mnist/simple_cnn_base -> mnist_simple_cnn_base, mnist_subsets/mnist_13750/simple_cnn_base ->
+    mnist_13750_simple_cnn_base, cifar_10/resnet_8 -> cifar10_resnet_8."""
+    kept = [DATASET_FOLDER_NAMES.get(p, p) for p in parts if not p.endswith("_subsets")]
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", "_".join(kept))
 
 
 def default_target(dataset_dir: str, model: str) -> Target | None:
     """The paper's Figure 1 goal for a release workload folder, if the paper states one."""
-    for key in ((dataset_dir, model), dataset_dir, dataset_dir.split("/")[-1].split("_")[0]):
+    base = dataset_dir.split("/")[-1].split("_")[0]  # mnist_subsets/mnist_13750 -> mnist
+    for key in ((dataset_dir, model), dataset_dir, (base, model), base):
         if key in PAPER_TARGETS:
             return Target(*PAPER_TARGETS[key])
     return None
