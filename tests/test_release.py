@@ -250,3 +250,22 @@ def test_imported_workloads_are_named_as_the_paper_config_names_them():
     assert release.default_target("imagenet_subsets/imagenet_half_images", "resnet_50") == Target("error", 0.25)
     assert release.default_target("mnist_subsets/mnist_6875", "simple_cnn_base") == Target("error", 0.01)
     assert release.default_target("open_images_v4", "resnet_50") is None
+
+
+def test_command_line_exports_a_study_and_imports_it_back(tmp_path, tiny_config, capsys):
+    from batch_science.aggregate import aggregate_study
+    from batch_science.io import write_parquet
+
+    trials, curves = tune_tables()
+    study_dir = tmp_path / "results" / "tiny"
+    write_parquet(trials, study_dir / "shard_trials.parquet", {"config": json.dumps(tiny_config)})
+    write_parquet(curves, study_dir / "shard_curves.parquet", {"config": json.dumps(tiny_config)})
+    aggregate_study([study_dir / "shard_trials.parquet"], [study_dir / "shard_curves.parquet"],
+                    study_dir / "trials.parquet", study_dir / "curves.parquet", study_dir / "steps_to_result.csv")
+    assert release.main(["export", str(study_dir), str(tmp_path / "exported")]) == 0
+    assert "wrote 3 study folders" in capsys.readouterr().out
+    assert release.main(["import", str(tmp_path / "exported"), "--study", "tiny", "--results", str(tmp_path / "back")]) == 0
+    assert "--allowed-rules aggregate fit" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "back" / "tiny" / "steps_to_result.csv"), pd.read_csv(study_dir / "steps_to_result.csv"))
+    assert release.main(["export", str(tmp_path / "nowhere"), str(tmp_path / "x")]) == 2
+    assert "nowhere/trials.parquet: missing" in capsys.readouterr().err
