@@ -125,3 +125,24 @@ def test_simple_cnn_trains_in_the_engine(tmp_path):
     for outcome in outcomes:
         losses = [row["val_cross_entropy"] for row in outcome.curve]
         assert outcome.status == "not_reached" and losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("spec, input_shape", [
+    ({"name": "simple_cnn", "filters": [3, 4], "dense": 8}, (8, 8, 1)),
+    ({"name": "resnet_8", "widths": [2, 4, 4], "ghost_batch_size": 2}, (8, 8, 3)),
+    ({"name": "transformer_lm", "layers": 1, "d_model": 8, "heads": 2, "d_ff": 8}, (5,)),
+])
+def test_trials_in_one_graph_equal_trials_alone(spec, input_shape):
+    """Batch statistics and weights stay per trial: two trials together give what each gives alone."""
+    import tensorflow as tf
+
+    model = get_model(spec)
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 7, size=(4, *input_shape)).astype(float) if len(input_shape) == 1 else rng.normal(size=(4, *input_shape))
+    per_trial = [model.init(seed, input_shape, 7) for seed in (1, 2)]
+    stacked = [tf.constant(np.stack(ws)) for ws in zip(*per_trial)]
+    for shared, inputs in ((True, x), (False, np.stack([x, x[::-1]]))):
+        together = model.apply(stacked, tf.constant(inputs), shared=shared).numpy()
+        for t, weights in enumerate(per_trial):
+            alone = model.apply([tf.constant(w[None]) for w in weights], tf.constant(inputs if shared else inputs[t : t + 1]), shared=shared).numpy()[0]
+            np.testing.assert_allclose(together[t], alone, rtol=1e-10, atol=1e-12)

@@ -103,6 +103,13 @@ def test_first_complete_keeps_the_first_n_complete_trials(release_dir):
     assert list(study["trial_id"]) == [0]
 
 
+def test_include_keeps_only_matching_study_folders(release_dir):
+    tables = read_release(release_dir, include=["mnist/simple_cnn_base/*/1024"])
+    assert set(zip(tables.trials["workload"], tables.trials["batch_size"])) == {("mnist_simple_cnn_base", 1024)}
+    with pytest.raises(ReleaseError, match="no study folder matches cifar_10"):
+        read_release(release_dir, include=["cifar_10/*"])
+
+
 def read_tree(root):
     """Every file under root, JSON parsed and CSV as frames, by relative path."""
     files = {}

@@ -12,7 +12,8 @@ accelerator set `max_trials_per_graph = 1`.
 Batch norm: the engine keeps no non-trained state, so there are no running averages. In
 training (`shared=False`) statistics come from each (ghost) batch; at evaluation
 (`shared=True`) from the evaluation batch. Ghost batch norm (Hoffer et al. 2017) splits the
-batch into ghost batches of `ghost_batch_size` examples, each normalised on its own.
+batch into ghost batches of `ghost_batch_size` examples, each normalised on its own (when the
+batch is a larger multiple of it; otherwise the whole batch is one).
 
 Sizes follow the paper's model names where the paper states them (PAPER.md lists the
 names); sizes marked "recalled, unconfirmed" in the class docstrings are not confirmed from a

@@ -24,6 +24,7 @@ Command line (see docs/paper.md):
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import hashlib
 import json
 import logging
@@ -303,6 +304,7 @@ def read_release(
     targets: dict[str, Target] | None = None,
     strict: bool = False,
     first_complete: int | None = None,
+    include: list[str] | None = None,
 ) -> ReleaseTables:
     """All study folders under `root` as trial and curve tables.
 
@@ -311,12 +313,18 @@ def read_release(
     otherwise. A malformed or partial study is skipped and listed in `problems`, or with
     `strict` refused with ReleaseError. `first_complete` keeps only the first N COMPLETE
     trials by trial id (and the INFEASIBLE ones among them), as the paper's plots did.
+    `include` keeps only study folders matching one of these shell patterns, relative to
+    `root` (e.g. "mnist/simple_cnn_base/*/*"): the whole release holds 71 million measurements.
     """
     root = Path(root)
     if not root.is_dir():
         raise ReleaseError(f"{root}: not a folder")
     targets = targets or {}
     study_dirs = sorted({p.parent for p in root.rglob("study.json")})
+    if include:
+        study_dirs = [d for d in study_dirs if any(fnmatch.fnmatchcase("/".join(d.relative_to(root).parts), pattern) for pattern in include)]
+        if not study_dirs:
+            raise ReleaseError(f"{root}: no study folder matches {', '.join(include)}")
     # A study folder whose study.json is missing is partial: it has trial folders with metadata.json.
     orphans = sorted({p.parent.parent for p in root.rglob("metadata.json")} - set(study_dirs))
     if not study_dirs and not orphans:
@@ -574,14 +582,14 @@ def study_config(tables: ReleaseTables, study_name: str) -> dict:
     }
 
 
-def import_release(release_dir, study_name: str, results_dir="results", targets=None, strict=False, first_complete=None) -> Path:
+def import_release(release_dir, study_name: str, results_dir="results", targets=None, strict=False, first_complete=None, include=None) -> Path:
     """Import a release folder as results/<study>/: shard tables, aggregated tables and a config."""
     import yaml
 
     from batch_science.aggregate import aggregate_study
     from batch_science.io import write_parquet
 
-    tables = read_release(release_dir, study_name, targets, strict, first_complete)
+    tables = read_release(release_dir, study_name, targets, strict, first_complete, include)
     if tables.trials.empty:
         raise ReleaseError(f"{release_dir}: no study could be imported ({len(tables.problems)} left out)")
     out = Path(results_dir) / study_name
@@ -627,6 +635,7 @@ def main(argv=None) -> int:
     importing.add_argument("--target", action="append", help="WORKLOAD_OR_DATASET=METRIC<VALUE, e.g. mnist=error<0.01 (repeatable)")
     importing.add_argument("--first-complete", type=int, default=None, help="keep the first N COMPLETE trials per study, as the paper's plots (100)")
     importing.add_argument("--strict", action="store_true", help="refuse the whole import if any study folder is malformed")
+    importing.add_argument("--include", action="append", help="only study folders matching this pattern, e.g. 'mnist/simple_cnn_base/*/*' (repeatable)")
     exporting = commands.add_parser("export", help="export results/<study>/ trials and curves in the release layout")
     exporting.add_argument("study_dir", help="results/<study> (with trials.parquet and curves.parquet)")
     exporting.add_argument("out_dir")
@@ -634,7 +643,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         if args.command == "import":
-            out = import_release(args.release_dir, args.study, args.results, _targets_from_args(args.target), args.strict, args.first_complete)
+            out = import_release(args.release_dir, args.study, args.results, _targets_from_args(args.target), args.strict, args.first_complete, args.include)
             print(f"imported into {out}; aggregate, fit and figures with:\n  snakemake --configfile {out}/config.yaml "
                   f"--allowed-rules aggregate fit plot_scaling plot_metaparameters figures all --cores 1")
         else:
