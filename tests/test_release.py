@@ -276,3 +276,21 @@ def test_command_line_exports_a_study_and_imports_it_back(tmp_path, tiny_config,
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "back" / "tiny" / "steps_to_result.csv"), pd.read_csv(study_dir / "steps_to_result.csv"))
     assert release.main(["export", str(tmp_path / "nowhere"), str(tmp_path / "x")]) == 2
     assert "nowhere/trials.parquet: missing" in capsys.readouterr().err
+
+
+def test_language_model_study_with_its_own_columns_round_trips(tmp_path):
+    root = tmp_path / "release"
+    lm = {"step": [0, 500, 1500], "val/cross_entropy_error": [6.0, 4.2, 3.85], "test/cross_entropy_error": [6.1, 4.3, 3.9]}
+    write_study(root, "lm1b/transformer_base/nesterov_momentum", 16, [(0, "COMPLETE", params(0.1), lm)], dataset="lm1b", model="transformer_base")
+    tables = read_release(root)
+    trial = tables.trials.iloc[0]
+    assert trial["workload"] == "lm1b_transformer_base" and trial["target_metric"] == "cross_entropy"
+    assert trial["steps_to_result"] == 1500 and trial["eval_every"] == 750
+    assert tables.curves["val_error"].isna().all() and tables.curves["train_cross_entropy"].isna().all()
+    write_release(tables.trials, tables.curves, tmp_path / "out")
+    assert read_tree(tmp_path / "out").keys() == read_tree(root).keys()
+    for name, value in read_tree(tmp_path / "out").items():
+        if isinstance(value, pd.DataFrame):
+            pd.testing.assert_frame_equal(value, read_tree(root)[name], check_exact=True)
+        else:
+            assert value == read_tree(root)[name]
