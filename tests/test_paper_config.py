@@ -18,6 +18,7 @@ RELEASE = {
     "imagenet/resnet_50": {"nesterov_momentum": POW2(6, 16)},
     "imagenet/vgg_11": {"nesterov_momentum": [32, 64] + POW2(8, 16)},
     "imagenet_subsets/imagenet_half_images/resnet_50": {"nesterov_momentum": POW2(6, 15)},
+    "imagenet_subsets/imagenet_half_classes/resnet_50": {"nesterov_momentum": POW2(6, 15)},
     "lm1b/lstm": {"nesterov_momentum": [16, 64, 256, 1024, 4096, 16384, 32768]},
     "lm1b/transformer_base": {"nesterov_momentum": POW2(4, 15)},
     "lm1b/transformer_narrow_and_shallow": {"nesterov_momentum": POW2(4, 15)},
@@ -48,10 +49,12 @@ def paper():
 def release_folder(name: str, workload: dict) -> str:
     """The release study folder a config workload reproduces, from its dataset and name."""
     dataset = workload["dataset"]
-    model = re.sub(r"^(mnist_\d+|mnist|fashion_mnist|cifar10|imagenet_half_images|imagenet|lm1b)_", "", name)
+    model = re.sub(r"^(mnist_\d+|mnist|fashion_mnist|cifar10|imagenet_half_images|imagenet_half_classes|imagenet|lm1b)_", "", name)
     model = re.sub(r"_(nesterov|momentum|sgd)$", "", model)
     if dataset.get("train_examples"):
         return f"mnist_subsets/mnist_{dataset['train_examples']}/{model}"
+    if dataset.get("classes") == 500:
+        return f"imagenet_subsets/imagenet_half_classes/{model}"
     if dataset.get("train_fraction") == 0.5:
         return f"imagenet_subsets/imagenet_half_images/{model}"
     return f"{DATASET_FOLDERS[dataset['name']]}/{model}"
@@ -66,7 +69,7 @@ def test_paper_config_has_exactly_the_release_studies_it_can_express(paper):
             ours[key] = sorted(workload["batch_sizes"])
     expected = {(folder, optimizer): sorted(sizes) for folder, by_optimizer in RELEASE.items() for optimizer, sizes in by_optimizer.items()}
     assert ours == expected
-    assert len(studies(paper)) == sum(len(sizes) for sizes in expected.values()) == 408
+    assert len(studies(paper)) == sum(len(sizes) for sizes in expected.values()) == 418
 
 
 def test_goals_models_and_search_spaces_follow_the_paper(paper):
@@ -99,6 +102,6 @@ def test_dry_run_lists_a_tune_job_per_shard_of_every_study(paper, tmp_path):
     result = run_snakemake(tmp_path, "-n", "--configfile", str(PAPER_CONFIG), "--quiet", "rules")
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
     assert shard_count(paper) == 10
-    assert int(counts["tune"]) == 408 * 10
+    assert int(counts["tune"]) == 418 * 10
     assert int(counts["prepare_data"]) == 5  # mnist, fashion_mnist, cifar10, imagenet2012, lm1b
     assert int(counts["plot_metaparameters"]) == sum(len(w["optimizers"]) for w in paper["workloads"].values())

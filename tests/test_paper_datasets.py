@@ -94,3 +94,10 @@ def test_a_dataset_without_supervised_keys_is_one_line_error():
 
     with pytest.raises(ValueError, match="dataset 'unsupervised': has no supervised keys"):
         preprocess.dataset_kind(Builder())
+
+
+def test_class_subset_keeps_the_first_classes_in_both_splits(tmp_path):
+    whole = mock_arrays({"name": "cifar10", "train_split": "train", "validation_split": "test"}, tmp_path, num_examples=60)
+    half = mock_arrays({"name": "cifar10", "train_split": "train", "validation_split": "test", "classes": 5}, tmp_path, num_examples=60)
+    assert half.num_classes == 5 and half.y_train.max() < 5 and half.y_validation.max() < 5
+    assert len(half.y_train) == int((whole.y_train < 5).sum()) > 0

@@ -69,4 +69,8 @@ def load(spec: dict, data_dir: str) -> Arrays:
         keep = max(1, int(spec["train_fraction"] * len(x_train)))
         x_train, y_train = x_train[:keep], y_train[:keep]
     num_classes = builder.info.features[builder.info.supervised_keys[1]].num_classes
+    if spec.get("classes"):
+        train_kept, validation_kept = y_train < spec["classes"], y_validation < spec["classes"]
+        x_train, y_train, x_validation, y_validation = x_train[train_kept], y_train[train_kept], x_validation[validation_kept], y_validation[validation_kept]
+        num_classes = min(num_classes, spec["classes"])
     return Arrays(x_train, y_train.astype(np.int32), x_validation, y_validation.astype(np.int32), num_classes)

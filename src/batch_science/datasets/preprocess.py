@@ -15,7 +15,8 @@ and cached in data_dir) or bytes, sentences joined with an end-of-sentence token
 windows of sequence_length + 1 tokens; x = window[:-1], y = window[1:] (next-token targets).
 
 Training subsets (dataset-size studies): `train_examples` (a count) or `train_fraction` keep
-the first examples of the training split.
+the first examples of the training split; `classes` keeps the examples of the first classes
+(labels below it) in both splits.
 
 Which parts of this the paper used is as PAPER.md states (standardisation, augmentation
 where used, tokenisation for LM1B); the exact crop sizes and vocabulary are recalled,
@@ -82,6 +83,12 @@ def _split_arrays(builder, split: str, limit: int | None = None):
         xs.append(x)
         ys.append(y)
     return xs, ys
+
+
+def keep_classes(xs: list, ys: list, classes: int) -> tuple[list, list]:
+    """Examples whose label is below `classes` (the first classes of the label feature)."""
+    kept = [i for i, y in enumerate(ys) if int(y) < classes]
+    return [xs[i] for i in kept], [ys[i] for i in kept]
 
 
 # -- images ----------------------------------------------------------------------------------
@@ -218,6 +225,8 @@ def load_arrays(builder, spec: dict, data_dir: str):
     train_split, validation_split = spec.get("train_split", "train"), spec.get("validation_split", "validation")
     x_train, y_train = _split_arrays(builder, train_split)
     x_validation, y_validation = _split_arrays(builder, validation_split)
+    if spec.get("classes") and not kind.text:
+        (x_train, y_train), (x_validation, y_validation) = (keep_classes(x, y, spec["classes"]) for x, y in ((x_train, y_train), (x_validation, y_validation)))
     n = _subset_size(spec, len(x_train))
     x_train, y_train = x_train[:n], y_train[:n]
 
@@ -233,8 +242,9 @@ def load_arrays(builder, spec: dict, data_dir: str):
     train, validation = image_arrays(x_train, image_size), image_arrays(x_validation, image_size)
     train, validation = standardise(train, validation)
     label = builder.info.features[builder.info.supervised_keys[1]]
+    num_classes = min(spec["classes"], label.num_classes) if spec.get("classes") else label.num_classes
     augmentation = spec.get("augmentation", "none")
-    arrays = Arrays(train, np.asarray(y_train, np.int32), validation, np.asarray(y_validation, np.int32), label.num_classes)
+    arrays = Arrays(train, np.asarray(y_train, np.int32), validation, np.asarray(y_validation, np.int32), num_classes)
     if augmentation != "none":
         arrays.augment = lambda x, seeds, step: augment_batch(x, seeds, step, augmentation)
     return arrays
