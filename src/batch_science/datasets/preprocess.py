@@ -27,6 +27,7 @@ provide; `train_examples` makes it usable on a subset.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,8 +193,11 @@ def build_tokenizer(spec: dict, sentences: list[str], data_dir: str):
         return SubwordTokenizer(encoder_class.load_from_file(str(cache)))
     corpus = sentences[: int(spec.get("vocab_sentences", 100_000))]
     encoder = encoder_class.build_from_corpus(iter(corpus), target_vocab_size=vocab_size)
+    # Tune jobs may build it at once: each writes its own file and renames it into place (same corpus, same vocabulary).
     cache.parent.mkdir(parents=True, exist_ok=True)
-    encoder.save_to_file(str(cache))
+    partial = cache.with_name(f".{cache.name}.{os.getpid()}")
+    encoder.save_to_file(str(partial))
+    os.replace(f"{partial}.subwords", f"{cache}.subwords")
     return SubwordTokenizer(encoder)
 
 
