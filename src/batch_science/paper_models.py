@@ -98,15 +98,15 @@ class _PaperModel:
     _probe_shape: tuple[int, ...] = (32, 32, 3)
 
 
-def _conv(name, kernel, c_in, c_out) -> Weight:
+def _conv_weight(name, kernel, c_in, c_out) -> Weight:
     return Weight(name, (kernel, kernel, c_in, c_out), "he", fan_in=kernel * kernel * c_in)
 
 
-def _dense(name, n_in, n_out, init="glorot") -> list[Weight]:
+def _dense_weights(name, n_in, n_out, init="glorot") -> list[Weight]:
     return [Weight(f"{name}/kernel", (n_in, n_out), init, fan_in=n_in, fan_out=n_out), Weight(f"{name}/bias", (n_out,), "zeros")]
 
 
-def _norm(name, channels) -> list[Weight]:
+def _norm_weights(name, channels) -> list[Weight]:
     return [Weight(f"{name}/gamma", (channels,), "ones"), Weight(f"{name}/beta", (channels,), "zeros")]
 
 
@@ -157,10 +157,10 @@ class SimpleCnn(_PaperModel):
         height, width, channels = input_shape if len(input_shape) == 3 else (*input_shape, 1)
         out, c_in = [], channels
         for layer, c_out in enumerate(self.filters):
-            out += [_conv(f"conv{layer}/kernel", self.kernel, c_in, c_out), Weight(f"conv{layer}/bias", (c_out,), "zeros")]
+            out += [_conv_weight(f"conv{layer}/kernel", self.kernel, c_in, c_out), Weight(f"conv{layer}/bias", (c_out,), "zeros")]
             c_in = c_out
         flat = _pooled(height, len(self.filters)) * _pooled(width, len(self.filters)) * c_in
-        return out + _dense("dense", flat, self.dense, "he") + _dense("logits", self.dense, num_classes)
+        return out + _dense_weights("dense", flat, self.dense, "he") + _dense_weights("logits", self.dense, num_classes)
 
     def forward(self, w, x, training):
         import tensorflow as tf
@@ -207,7 +207,7 @@ class ResNet(_PaperModel):
 
     def weights(self, input_shape, num_classes):
         channels = input_shape[-1]
-        out = [_conv("stem/kernel", 7 if self.bottleneck else 3, channels, self._stem_width()), *_norm("stem/bn", self._stem_width())]
+        out = [_conv_weight("stem/kernel", 7 if self.bottleneck else 3, channels, self._stem_width()), *_norm_weights("stem/bn", self._stem_width())]
         c_in = self._stem_width()
         for stage, (n_blocks, width) in enumerate(zip(self.blocks, self.widths)):
             for block in range(n_blocks):
@@ -219,11 +219,11 @@ class ResNet(_PaperModel):
                     c_out = width
                     layers = [(3, c_in, width), (3, width, width)]
                 for i, (k, a, b) in enumerate(layers):
-                    out += [_conv(f"{name}/conv{i}", k, a, b), *_norm(f"{name}/bn{i}", b)]
+                    out += [_conv_weight(f"{name}/conv{i}", k, a, b), *_norm_weights(f"{name}/bn{i}", b)]
                 if c_in != c_out or (block == 0 and stage > 0):
-                    out += [_conv(f"{name}/projection", 1, c_in, c_out), *_norm(f"{name}/projection_bn", c_out)]
+                    out += [_conv_weight(f"{name}/projection", 1, c_in, c_out), *_norm_weights(f"{name}/projection_bn", c_out)]
                 c_in = c_out
-        return out + _dense("logits", c_in, num_classes)
+        return out + _dense_weights("logits", c_in, num_classes)
 
     def forward(self, w, x, training):
         import tensorflow as tf
@@ -306,10 +306,10 @@ class Vgg(_PaperModel):
         out, c_in = [], input_shape[-1]
         for stage, (width, n) in enumerate(zip(self.widths, self.convs_per_stage)):
             for i in range(n):
-                out += [_conv(f"s{stage}c{i}/kernel", 3, c_in, width), Weight(f"s{stage}c{i}/bias", (width,), "zeros")]
+                out += [_conv_weight(f"s{stage}c{i}/kernel", 3, c_in, width), Weight(f"s{stage}c{i}/bias", (width,), "zeros")]
                 c_in = width
         flat = _pooled(input_shape[0], len(self.widths)) * _pooled(input_shape[1], len(self.widths)) * c_in
-        return out + _dense("fc0", flat, self.dense, "he") + _dense("fc1", self.dense, self.dense, "he") + _dense("logits", self.dense, num_classes)
+        return out + _dense_weights("fc0", flat, self.dense, "he") + _dense_weights("fc1", self.dense, self.dense, "he") + _dense_weights("logits", self.dense, num_classes)
 
     def forward(self, w, x, training):
         import tensorflow as tf
@@ -389,11 +389,11 @@ class TransformerLm(_PaperModel):
         out = [Weight("embedding", (num_classes, d), "embedding")]
         for layer in range(layers):
             name = f"layer{layer}"
-            out += _norm(f"{name}/ln_attention", d)
+            out += _norm_weights(f"{name}/ln_attention", d)
             for part in ("query", "key", "value", "output"):
-                out += _dense(f"{name}/{part}", d, d)
-            out += _norm(f"{name}/ln_ff", d) + _dense(f"{name}/ff_in", d, f) + _dense(f"{name}/ff_out", f, d)
-        return out + _norm("ln_final", d)
+                out += _dense_weights(f"{name}/{part}", d, d)
+            out += _norm_weights(f"{name}/ln_ff", d) + _dense_weights(f"{name}/ff_in", d, f) + _dense_weights(f"{name}/ff_out", f, d)
+        return out + _norm_weights("ln_final", d)
 
     def forward(self, w, x, training):
         import tensorflow as tf
@@ -450,7 +450,7 @@ class LstmLm(_PaperModel):
                 Weight(f"lstm{layer}/bias", (4 * self.hidden,), "forget_bias"),
             ]
             n_in = self.hidden
-        return out + _dense("logits", self.hidden, num_classes)
+        return out + _dense_weights("logits", self.hidden, num_classes)
 
     def forward(self, w, x, training):
         import tensorflow as tf
