@@ -90,6 +90,8 @@ def _check_consistency(config: dict) -> None:
             raise ConfigError(
                 f"config key {key}.model.name: unknown model '{workload['model']['name']}' (known: {', '.join(sorted(MODELS))})"
             )
+        if workload["dataset"].get("train_examples") and workload["dataset"].get("train_fraction"):
+            raise ConfigError(f"config key {key}.dataset.train_fraction: give train_examples or train_fraction, not both")
         for steps_key in ("step_budget", "eval_every"):
             spec = workload[steps_key]
             if isinstance(spec, dict) and "examples" not in spec:

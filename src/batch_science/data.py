@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -22,6 +23,9 @@ class Arrays:
     x_validation: np.ndarray
     y_validation: np.ndarray
     num_classes: int
+    # Device-side augmentation of a training batch, augment(x [trials, batch, ...], seeds [trials], step),
+    # or None (see datasets/preprocess.py augment_batch).
+    augment: Callable | None = None
 
 
 def _builder(name: str, data_dir: str, manual_dir: str | None = None):
@@ -51,11 +55,22 @@ def load(spec: dict, data_dir: str) -> Arrays:
     builder = _builder(spec["name"], data_dir)
     if not builder.is_prepared():
         raise FileNotFoundError(f"dataset '{spec['name']}' is not prepared in {data_dir} (run the prepare_data rule)")
+    from batch_science.datasets import preprocess
+
+    if preprocess.applies(spec, builder):  # images and text: the paper's preprocessing
+        return preprocess.load_arrays(builder, spec, data_dir)
     splits = [spec.get("train_split", "train"), spec.get("validation_split", "validation")]
     (x_train, y_train), (x_validation, y_validation) = (
         tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, as_supervised=True)) for split in splits
     )
     if spec.get("train_examples"):
         x_train, y_train = x_train[: spec["train_examples"]], y_train[: spec["train_examples"]]
+    elif spec.get("train_fraction"):
+        keep = max(1, int(spec["train_fraction"] * len(x_train)))
+        x_train, y_train = x_train[:keep], y_train[:keep]
     num_classes = builder.info.features[builder.info.supervised_keys[1]].num_classes
+    if spec.get("classes"):
+        train_kept, validation_kept = y_train < spec["classes"], y_validation < spec["classes"]
+        x_train, y_train, x_validation, y_validation = x_train[train_kept], y_train[train_kept], x_validation[validation_kept], y_validation[validation_kept]
+        num_classes = min(num_classes, spec["classes"])
     return Arrays(x_train, y_train.astype(np.int32), x_validation, y_validation.astype(np.int32), num_classes)

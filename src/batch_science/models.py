@@ -126,6 +126,10 @@ class Cnn1d:
 
 MODELS: dict[str, Callable[..., object]] = {"mlp": Mlp, "cnn1d": Cnn1d}
 
+from batch_science.paper_models import PAPER_MODELS  # noqa: E402  (the paper's models; imports nothing from here at load)
+
+MODELS.update(PAPER_MODELS)
+
 
 def get_model(spec: dict):
     """Build a registered model from its config block {name, **size knobs}."""
