@@ -44,7 +44,7 @@ def trial_steps_interpolated(curve: pd.DataFrame, metric: str, target_value: flo
 BEST_TRIAL_COLUMNS = [
     *STUDY_KEYS, "steps_to_result", "best_trial", "learning_rate", "momentum", "effective_learning_rate",
     "decay_steps", "end_factor", "label_smoothing", "n_trials", "n_infeasible", "n_reached",
-    "best_val_metric", "step_budget", "target_metric", "target_value",
+    "best_val_metric", "step_budget", "target_metric", "target_value", "target_direction",
 ]
 
 
