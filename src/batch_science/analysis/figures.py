@@ -191,7 +191,8 @@ def optimizer_comparison_figure(steps: pd.DataFrame, fits: pd.DataFrame, path):
         _log2_axes(ax)
         ax.set_title(workload, fontsize=10)
         ax.set_ylabel("steps to result")
-        ax.legend(fontsize=7, title="dotted: perfect scaling; line: S(B) fit", title_fontsize=6)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, title="dotted: perfect scaling; line: S(B) fit", title_fontsize=6)
     save(figure, path)
 
 
@@ -293,8 +294,7 @@ def metaparameter_figure(trials: pd.DataFrame, steps: pd.DataFrame, workload: st
             mappable = artist if status == "reached" else mappable
         best = steps[(steps["workload"] == workload) & (steps["optimizer"] == optimizer) & (steps["batch_size"] == batch_size)]
         if len(best) and best["best_trial"].iloc[0] >= 0:
-            ax.scatter(best["learning_rate"], 1 - best["momentum"], marker="*", s=180, color="gold", edgecolors="black", zorder=5,
-                       label="best trial")
+            ax.scatter(best["learning_rate"], 1 - best["momentum"], marker="*", s=180, color="gold", edgecolors="black", zorder=5)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(*xlim)
@@ -302,7 +302,13 @@ def metaparameter_figure(trials: pd.DataFrame, steps: pd.DataFrame, workload: st
         ax.set_title(f"batch size {batch_size}", fontsize=9)
         ax.set_xlabel("learning rate")
         ax.set_ylabel("1 - momentum")
-    axes[0].legend(fontsize=6, loc="lower left")
+    handles = [
+        plt.Line2D([], [], ls="", marker=style["marker"], color=style.get("color", "tab:green"), mfc="none" if "facecolors" in style else None,
+                   label=style["label"])
+        for style in STATUS_STYLE.values()
+    ]
+    handles.append(plt.Line2D([], [], ls="", marker="*", ms=12, color="gold", mec="black", label="best trial"))
+    figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
     if mappable is not None:
         figure.colorbar(mappable, ax=axes, shrink=0.8, label="steps to result")
     figure.suptitle(f"{workload}, {optimizer_label(optimizer)}: trials by outcome (grey: constant lr/(1-momentum))", fontsize=10)
@@ -342,16 +348,21 @@ def tuning_budget_figure(table: pd.DataFrame, path):
     for ax, (workload, optimizer) in zip(axes, keys):
         rows = table[(table["workload"] == workload) & (table["optimizer"] == optimizer)]
         for i, k in enumerate(budgets):
-            curve = rows[rows["budget"] == k].sort_values("batch_size")
+            curve = rows[rows["budget"] == k].sort_values("batch_size").dropna(subset=["steps_median"])
             if curve.empty:
                 continue
             color = cmap(i / max(len(budgets) - 1, 1) * 0.85)
             ax.plot(curve["batch_size"], curve["steps_median"], "o-", color=color, ms=3, label=f"k = {k}")
-            ax.fill_between(curve["batch_size"], curve["steps_lo"], curve["steps_hi"], color=color, alpha=0.12, lw=0)
+            # An upper end where too few subsets reach the goal is infinite: the band runs off the top.
+            ax.fill_between(curve["batch_size"], curve["steps_lo"], curve["steps_hi"].fillna(curve["steps_median"].max() * 4), color=color,
+                            alpha=0.12, lw=0)
         _log2_axes(ax)
+        if not ax.has_data():
+            ax.text(0.5, 0.5, "no batch size reached the goal", transform=ax.transAxes, ha="center")
         ax.set_title(f"{workload}, {optimizer_label(optimizer)}", fontsize=10)
         ax.set_ylabel("steps to result")
-        ax.legend(fontsize=7, title="trials per study", title_fontsize=6)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, title="trials per study", title_fontsize=6)
     confidence = table["confidence"].iloc[0]
     figure.suptitle(f"Robustness to the tuning budget: median and {confidence:.0%} range over random subsets", fontsize=10)
     save(figure, path)
