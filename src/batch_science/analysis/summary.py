@@ -72,7 +72,7 @@ def workload_paragraph(steps: pd.DataFrame, fits: pd.DataFrame, budget: pd.DataF
     if "steps_interpolated" in reached and np.isfinite(reached["eval_interval"]).any():
         gap = (reached["steps_to_result"] - reached["steps_interpolated"]) / reached["steps_to_result"]
         lines.append(
-            f"Interpolating between evaluations lowers steps to result by {number(100 * gap.median(), 2)}% at the median batch size "
+            f"Interpolating between evaluations lowers steps to result by {number(100 * gap.median(), 2)}% (median over batch sizes) "
             f"(by at most one evaluation interval: {_range(reached['eval_interval'])} steps)."
         )
     fit = fit_for(fits, workload, optimizer)
