@@ -79,3 +79,9 @@ def test_bootstrap_table_holds_every_parameter_of_every_sample():
     assert len(bootstrap) == 7
     assert {"s_min", "b_crit", "piecewise_e_min", "piecewise_s_plateau", "piecewise_b_perfect_end", "piecewise_b_max_useful", "b_max_useful"} <= set(bootstrap)
     assert fits.iloc[0]["s_min_lo"] <= fits.iloc[0]["s_min_hi"]
+
+
+def test_two_batch_sizes_constrain_nothing():
+    fit = fit_workloads(synthetic_trials(8, batch_sizes=[32, 256]), n_bootstrap=10)[0].iloc[0]
+    assert fit["s_min"] > 0 and fit["b_crit_constraint"] == "unconstrained" and not fit["b_crit_constrained"]
+    assert np.isnan(fit["piecewise_b_perfect_end"])  # the piecewise fit needs three batch sizes

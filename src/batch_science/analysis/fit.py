@@ -40,6 +40,8 @@ PARAMETERS = ["s_min", "b_crit", *PIECEWISE, *BOUNDARIES]
 # Grid of the piecewise boundaries, in log2 batch size: this far beyond the data, this fine.
 PIECEWISE_MARGIN_LOG2 = 1.0
 PIECEWISE_GRID_LOG2 = 0.1
+# Fewer batch sizes that reach the goal than this, and no fitted quantity counts as constrained.
+MIN_BATCH_SIZES = 3
 
 
 def scaling_curve(batch_size, s_min: float, b_crit: float):
@@ -220,6 +222,10 @@ def fit_workloads(
         # A level is measured where its regime lies within the data, else extrapolated.
         row["s_min_constraint"] = "constrained" if row["b_max_useful_hi"] <= b_max else "extrapolated"
         row["piecewise_s_plateau_constraint"] = "constrained" if row["piecewise_b_max_useful_hi"] <= b_max else "extrapolated"
+        if len(measured) < MIN_BATCH_SIZES:
+            # Two parameters through two points fit exactly whatever the curve: nothing is tested.
+            for name in ("b_crit", *BOUNDARIES, "s_min", "piecewise_s_plateau"):
+                row[f"{name}_constraint"] = "unconstrained"
         row.update(
             # Kept for readers of earlier fits.csv: B_crit's interval lies inside the measured batch sizes.
             b_crit_constrained=row["b_crit_constraint"] == "constrained",

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from batch_science.analysis.figures import optimizer_label
+from batch_science.analysis.fit import MIN_BATCH_SIZES
 from batch_science.analysis.report import fit_for, interval, number, page
 from batch_science.io import atomic_write
 
@@ -72,10 +73,12 @@ def workload_paragraph(steps: pd.DataFrame, fits: pd.DataFrame, budget: pd.DataF
     if "steps_interpolated" in reached and np.isfinite(reached["eval_interval"]).any():
         gap = (reached["steps_to_result"] - reached["steps_interpolated"]) / reached["steps_to_result"]
         lines.append(
-            f"Interpolating between evaluations lowers steps to result by {number(100 * gap.median(), 2)}% (median over batch sizes) "
-            f"(by at most one evaluation interval: {_range(reached['eval_interval'])} steps)."
+            f"Interpolating between evaluations lowers steps to result by {number(100 * gap.median(), 2)}% (median over batch sizes; "
+            f"the crossing lies at most one evaluation interval, {_range(reached['eval_interval'])} steps, before the first evaluation past the goal)."
         )
     fit = fit_for(fits, workload, optimizer)
+    if fit is not None and fit["n_batch_sizes"] < MIN_BATCH_SIZES:
+        lines.append(f"With fewer than {MIN_BATCH_SIZES} batch sizes reaching the goal, the fits below are not constrained by the data.")
     if fit is not None and np.isfinite(fit["piecewise_e_min"]):
         lines.append(
             f"Piecewise log-log fit ({confidence:.0%} bootstrap intervals, tolerance {number(fit['tolerance'])}): "
@@ -110,7 +113,7 @@ def workload_paragraph(steps: pd.DataFrame, fits: pd.DataFrame, budget: pd.DataF
 
 def optimizer_sentence(fits: pd.DataFrame, workload: str) -> str | None:
     """The end of perfect scaling of every optimizer of a workload, latest first."""
-    rows = fits[fits["workload"] == workload]
+    rows = fits[(fits["workload"] == workload) & fits["piecewise_b_perfect_end"].notna()]
     if len(rows) < 2:
         return None
     parts = []
