@@ -2,10 +2,7 @@
 
 Two descriptions of steps to result S against batch size B:
 
-* the gradient-noise model S(B) = S_min (1 + B_crit / B) (McCandlish et al. 2018). With
-  tolerance tol, perfect scaling ends where steps exceed the perfect-scaling asymptote
-  S_min B_crit / B by a factor (1 + tol), i.e. at B = tol * B_crit; the maximal useful batch
-  size is where steps come within (1 + tol) of S_min, B = B_crit / tol.
+* the gradient-noise model S(B) = S_min (1 + B_crit / B) (McCandlish et al. 2018);
 * a piecewise-linear fit in log-log space (the paper's three regimes): slope -1 up to a batch
   size B_1, a straight transition to B_2, and a plateau S_plateau from B_2 on. It assumes no
   functional form for the transition. On the slope -1 segment S = E_min / B, E_min being the
@@ -14,7 +11,7 @@ Two descriptions of steps to result S against batch size B:
 Both fits mark the regime boundaries the same way, on the fitted curve with tolerance tol: perfect
 scaling ends where steps exceed the perfect-scaling line E_min / B by a factor (1 + tol), and the
 maximal useful batch size is where steps come within (1 + tol) of the plateau. For S_min (1 +
-B_crit / B) that is B = tol * B_crit and B = B_crit / tol. (The kinks B_1, B_2 themselves are
+B_crit / B), with E_min = S_min B_crit, that is B = tol * B_crit and B = B_crit / tol. (The kinks B_1, B_2 themselves are
 not used: a transition of almost zero slope through noisy plateau data can put them anywhere.)
 A regime counts as seen only with two measured batch sizes in it: with fewer, the piecewise fit
 puts its boundary beyond the data (end of perfect scaling 0, maximal useful batch size inf).
