@@ -81,7 +81,7 @@ def test_summary_numbers_follow_from_the_trials(tables):
         paragraph = next(p for p in text.split("\n\n") if p.startswith(f"**w, {label}**"))
         first, last = raw_steps_to_result(trials, optimizer, 8)[0], raw_steps_to_result(trials, optimizer, 2048)[0]
         assert f"fell from {number(first)} at batch size 8 to {number(last)} at batch size 2048" in paragraph
-        assert f"{number(first / last)}x fewer steps for 256x the batch size" in paragraph
+        assert f"a speed-up of {first / last:.2f}x for 256x the batch size" in paragraph
         assert f"reached at {len(BATCH_SIZES)} of {len(BATCH_SIZES)} batch sizes" in paragraph
         fit = fits.set_index("optimizer").loc[optimizer]
         assert f"B_crit ≈ {number(fit['b_crit'])} [{number(fit['b_crit_lo'])}, {number(fit['b_crit_hi'])}]" in paragraph

@@ -67,7 +67,7 @@ def workload_paragraph(steps: pd.DataFrame, fits: pd.DataFrame, budget: pd.DataF
         + (f" (not at {', '.join(map(str, missing))})" if missing else "") + ". "
         f"Steps to result fell from {number(first['steps_to_result'])} at batch size {int(first['batch_size'])} "
         f"to {number(last['steps_to_result'])} at batch size {int(last['batch_size'])}: "
-        f"{number(first['steps_to_result'] / last['steps_to_result'])}x fewer steps for "
+        f"a speed-up of {first['steps_to_result'] / last['steps_to_result']:.2f}x for "
         f"{number(last['batch_size'] / first['batch_size'])}x the batch size."
     )
     if "steps_interpolated" in reached and np.isfinite(reached["eval_interval"]).any():
