@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 CORES ?= all
 SNAKEMAKE := $(BIN)/snakemake --cores $(CORES)
 
-.PHONY: install run figures test lint dryrun clean
+STUDY ?= $(shell sed -n 's/^study: *//p' config/config.yaml)
+
+.PHONY: install run figures report test lint dryrun clean
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +22,11 @@ run: install
 
 figures: install
 	$(SNAKEMAKE) figures
+
+# The study's HTML report (figures, tables, summary, provenance); trains only what is missing.
+report: install
+	$(SNAKEMAKE)
+	$(BIN)/snakemake --report results/$(STUDY)/report.html
 
 lint: install
 	$(BIN)/snakemake --lint

@@ -8,16 +8,21 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/tune.smk"
 include: "rules/aggregate.smk"
 include: "rules/fit.smk"
 include: "rules/figures.smk"
+include: "rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.figures.input,
+        analysis_outputs.report_files(RESULTS),
         fits=f"{RESULTS}/fits.csv",

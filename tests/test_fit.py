@@ -1,34 +1,15 @@
 """The scaling fit recovers known S_min and B_crit; intervals cover them and shrink with trials."""
 import numpy as np
-import pandas as pd
 import pytest
 
 from batch_science.analysis.fit import fit_scaling, fit_workloads, scaling_curve
-
-BATCH_SIZES = 2 ** np.arange(3, 13)
+from synthetic import BATCH_SIZES, synthetic_trials
 
 
 def test_exact_curve_is_recovered():
     s_min, b_crit = fit_scaling(BATCH_SIZES, scaling_curve(BATCH_SIZES, 40.0, 300.0))
     assert s_min == pytest.approx(40.0, rel=1e-4)
     assert b_crit == pytest.approx(300.0, rel=1e-4)
-
-
-def synthetic_trials(n_trials, s_min=50.0, b_crit=200.0, noise=0.15, seed=0):
-    """Trials whose steps scatter log-normally above the true curve (the best approaches it)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for b in BATCH_SIZES:
-        for i in range(n_trials):
-            steps = scaling_curve(b, s_min, b_crit) * np.exp(abs(rng.normal(0, noise)))
-            rows.append({
-                "workload": "w", "optimizer": "sgd", "batch_size": int(b), "trial_id": i, "status": "reached",
-                "steps_to_result": float(np.ceil(steps)), "learning_rate": 0.1, "momentum": 0.0,
-                "effective_learning_rate": 0.1, "decay_steps": 0, "end_factor": 1.0, "label_smoothing": 0.0,
-                "best_val_metric": 0.1, "step_budget": 10**6, "target_metric": "error", "target_value": 0.2,
-                "target_direction": "minimize",
-            })
-    return pd.DataFrame(rows)
 
 
 def test_intervals_cover_truth_and_shrink_with_more_trials():

@@ -41,48 +41,57 @@ def trial_steps_interpolated(curve: pd.DataFrame, metric: str, target_value: flo
     return float(steps[i - 1] + np.clip(fraction, 0, 1) * (steps[i] - steps[i - 1]))
 
 
-def best_trials(trials: pd.DataFrame) -> pd.DataFrame:
+BEST_TRIAL_COLUMNS = [
+    *STUDY_KEYS, "steps_to_result", "best_trial", "learning_rate", "momentum", "effective_learning_rate",
+    "decay_steps", "end_factor", "label_smoothing", "n_trials", "n_infeasible", "n_reached",
+    "best_val_metric", "step_budget", "target_metric", "target_value", "target_direction",
+]
+
+
+def best_trials(trials: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     """One row per study: the trial that reached the target in the fewest steps.
 
     Ties go to the lowest trial id (evaluations ordered by step, then trial id). Infeasible
     trials never count. Studies where no trial reached the target get NaN steps.
+    `by` names extra grouping columns (e.g. a resample index) that come first in the result,
+    so many resamples of the trials are scored in one call.
     """
-    rows = []
-    for key, study in trials.groupby(STUDY_KEYS, sort=True):
-        feasible = study[study["status"] != "infeasible"]
-        reached = feasible[np.isfinite(feasible["steps_to_result"].to_numpy(float))]
-        row = dict(zip(STUDY_KEYS, key))
-        row.update(
-            n_trials=len(study),
-            n_infeasible=int((study["status"] == "infeasible").sum()),
-            n_reached=len(reached),
-            step_budget=int(study["step_budget"].iloc[0]),
-            target_metric=study["target_metric"].iloc[0],
-            target_value=float(study["target_value"].iloc[0]),
-            best_val_metric=float(np.nanmin(feasible["best_val_metric"])) if len(feasible) and study["target_direction"].iloc[0] == "minimize"
-            else float(np.nanmax(feasible["best_val_metric"])) if len(feasible) else math.nan,
+    keys = [*by, *STUDY_KEYS]
+    infeasible = trials["status"] == "infeasible"
+    steps = trials["steps_to_result"].to_numpy(float)
+    reached = ~infeasible & np.isfinite(steps)
+    minimize = trials["target_direction"] == "minimize"
+    # Best metric of feasible trials, signed so that "best" is always the minimum.
+    signed_metric = trials["best_val_metric"].where(~infeasible) * np.where(minimize, 1.0, -1.0)
+    counts = (
+        trials.assign(_infeasible=infeasible, _reached=reached, _signed_metric=signed_metric)
+        .groupby(keys, sort=True)
+        .agg(
+            n_trials=("trial_id", "size"),
+            n_infeasible=("_infeasible", "sum"),
+            n_reached=("_reached", "sum"),
+            step_budget=("step_budget", "first"),
+            target_metric=("target_metric", "first"),
+            target_value=("target_value", "first"),
+            target_direction=("target_direction", "first"),
+            _signed_metric=("_signed_metric", "min"),
         )
-        if len(reached):
-            best = reached.sort_values(["steps_to_result", "trial_id"]).iloc[0]
-            row.update(
-                steps_to_result=float(best["steps_to_result"]),
-                best_trial=int(best["trial_id"]),
-                learning_rate=float(best["learning_rate"]),
-                momentum=float(best["momentum"]),
-                effective_learning_rate=float(best["effective_learning_rate"]),
-                decay_steps=int(best["decay_steps"]),
-                end_factor=float(best["end_factor"]),
-                label_smoothing=float(best["label_smoothing"]),
-            )
-        else:
-            row.update(steps_to_result=math.nan, best_trial=-1)
-        rows.append(row)
-    columns = [
-        *STUDY_KEYS, "steps_to_result", "best_trial", "learning_rate", "momentum", "effective_learning_rate",
-        "decay_steps", "end_factor", "label_smoothing", "n_trials", "n_infeasible", "n_reached",
-        "best_val_metric", "step_budget", "target_metric", "target_value",
-    ]
-    return pd.DataFrame(rows).reindex(columns=columns)
+        .reset_index()
+    )
+    counts["best_val_metric"] = counts["_signed_metric"] * np.where(counts["target_direction"] == "minimize", 1.0, -1.0)
+    winners = (
+        trials[reached]
+        .sort_values([*keys, "steps_to_result", "trial_id"])
+        .drop_duplicates(keys)
+        .rename(columns={"trial_id": "best_trial"})
+    )
+    winner_columns = ["steps_to_result", "best_trial", "learning_rate", "momentum", "effective_learning_rate",
+                      "decay_steps", "end_factor", "label_smoothing"]
+    best = counts.merge(winners[[*keys, *winner_columns]], on=keys, how="left")
+    best["best_trial"] = best["best_trial"].fillna(-1).astype(int)
+    best["steps_to_result"] = best["steps_to_result"].astype(float)
+    best = best.astype({"n_trials": int, "n_infeasible": int, "n_reached": int, "step_budget": int, "target_value": float})
+    return best.reindex(columns=[*by, *BEST_TRIAL_COLUMNS])
 
 
 def with_interpolated_steps(best: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:

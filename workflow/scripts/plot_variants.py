@@ -1,0 +1,9 @@
+import pandas as pd
+
+from batch_science.analysis import figures
+from batch_science.joblog import log_to
+
+log_to(snakemake.log[0])
+figures.variants_figure(
+    pd.read_csv(snakemake.input.steps), snakemake.params.groups, snakemake.params.labels, snakemake.output.png, snakemake.wildcards.kind
+)
