@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 SNAKEMAKE := $(BIN)/snakemake --cores $(CORES)
 
-.PHONY: install run figures test lint dryrun clean
+.PHONY: install run figures test lint dryrun bench clean
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ dryrun: install
 
 test: install lint dryrun
 	$(BIN)/pytest -q
+
+# The engine against the plain Keras loop, the matmul peak, the study's time split and DAG scale
+# (several minutes); writes results/bench/{engine,study,dag}.csv and prints them.
+bench: install
+	$(BIN)/python -m batch_science.bench --out results/bench
 
 clean:
 	rm -rf results logs benchmarks .snakemake

@@ -40,10 +40,10 @@ MAX_GROUP = 64
 # Weights, velocities and per-step activations of one graph stay within this many bytes.
 AUTO_GROUP_BYTES = 2**30
 # Shrinking a graph in the tail costs one XLA compilation (~2-3 s on a CPU core); it is done only
-# when the padded slots it removes would otherwise spend more training FLOPs than this (a few
-# seconds of a CPU core). A FLOP count rather than a clock keeps the grouping, and so the float32
+# when the padded slots it removes would otherwise spend more training FLOPs than this (about
+# one to two seconds of a CPU core; small-batch steps cost more than their FLOPs say). A FLOP count rather than a clock keeps the grouping, and so the float32
 # results, the same from run to run.
-SHRINK_WORTH_FLOPS = 2e11
+SHRINK_WORTH_FLOPS = 5e10
 HASH_MULTIPLIERS = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D)
 
 
@@ -148,20 +148,16 @@ class Engine:
     def _interval(self, weights, velocity, alive, loss_limit, hyper, steps, n_steps, fresh):
         """One evaluation interval of every slot, then its validation metrics.
 
-        Slots flagged `fresh` hold a trial that has not started: they are evaluated first (their
-        step-0 point) and that loss sets their divergence limit. Slot r trains n_steps[r] steps
-        from steps[r]; a slot stops changing once done or diverged.
+        Slot r trains n_steps[r] steps from steps[r]; a slot stops changing once done or diverged.
+        Slots flagged `fresh` hold a trial that has not started: they train no step in this call
+        (n_steps 0), so the closing evaluation is their step-0 point, and it sets their divergence
+        limit. That costs a new trial one interval of its slot, instead of an extra evaluation of
+        every slot whenever one is refilled.
         """
         tf = self.tf
         n_examples = self.x_train.shape[0]
         n_slots = steps.shape[0]
-
         zeros = tf.zeros([n_slots], self.dtype)
-        start_ce, start_error = tf.cond(tf.reduce_any(fresh), lambda: self._evaluate(weights), lambda: (zeros, zeros))
-        fresh_limit = hyper["divergence_factor"] * tf.maximum(start_ce, tf.constant(math.log(self.num_classes), self.dtype))
-        loss_limit = tf.where(fresh, fresh_limit, loss_limit)
-        alive = alive & tf.where(fresh, tf.math.is_finite(start_ce), True)
-
         decay = tf.maximum(hyper["decay_steps"], 1.0)
 
         def step_fn(i, weights, velocity, alive, loss_sum, loss_count):
@@ -196,9 +192,12 @@ class Engine:
         _, weights, velocity, alive, loss_sum, loss_count = tf.while_loop(
             lambda i, *_: i < tf.reduce_max(n_steps), step_fn, [tf.constant(0), weights, velocity, alive, zeros, zeros]
         )
-        end_ce, end_error = self._evaluate(weights)
+        val_ce, val_error = self._evaluate(weights)
+        fresh_limit = hyper["divergence_factor"] * tf.maximum(val_ce, tf.constant(math.log(self.num_classes), self.dtype))
+        loss_limit = tf.where(fresh, fresh_limit, loss_limit)
+        alive = alive & tf.where(fresh, tf.math.is_finite(val_ce), True)
         train_loss = loss_sum / tf.maximum(loss_count, 1.0)
-        return weights, velocity, alive, loss_limit, train_loss, start_ce, start_error, end_ce, end_error
+        return weights, velocity, alive, loss_limit, train_loss, val_ce, val_error
 
     def _evaluate(self, weights):
         """Validation cross-entropy and error of every trial, the validation set on the device."""
@@ -272,11 +271,9 @@ class _SlotRunner:
         compiled_sizes = set()
         while any(s is not None for s in self.slots):
             n_steps = np.array(
-                [0 if s is None else min(self.trials[s]["eval_every"], self.trials[s]["step_budget"] - self.steps[r]) for r, s in enumerate(self.slots)],
+                [0 if s is None or self.fresh[r] else min(self.trials[s]["eval_every"], self.trials[s]["step_budget"] - self.steps[r]) for r, s in enumerate(self.slots)],
                 np.int32,
             )
-            # A trial that finishes at step 0 (target met or not finite at initialisation) gets
-            # trained in this call anyway; its steps are discarded, as it is recorded at step 0 only.
             hyper = {key: tf.constant(value, engine.dtype) for key, value in self.hyper.items() if key != "seed"}
             hyper["seed"] = tf.constant(self.hyper["seed"], tf.int64)
             started = time.perf_counter()
@@ -285,7 +282,7 @@ class _SlotRunner:
                 tf.constant(self.steps, tf.int32), tf.constant(n_steps), tf.constant(self.fresh),
             )
             self.weights, self.velocity, self.alive, self.loss_limit = results[:4]
-            train_loss, start_ce, start_error, end_ce, end_error = (t.numpy() for t in results[4:])
+            train_loss, val_ce, val_error = (t.numpy() for t in results[4:])
             alive = self.alive.numpy()
             elapsed = time.perf_counter() - started
             first = len(self.slots) not in compiled_sizes
@@ -296,37 +293,34 @@ class _SlotRunner:
                 engine.stats["graph_sizes"].append(len(self.slots))
             engine.stats["slot_steps"] += len(self.slots) * int(n_steps.max())
             host_started = time.perf_counter()
-            self._record(n_steps, alive, train_loss, start_ce, start_error, end_ce, end_error)
+            self._record(n_steps, alive, train_loss, val_ce, val_error)
             self._refill()
             if not self.pending:
                 self._maybe_shrink(compiled_sizes)
             engine.stats["host_s"] += time.perf_counter() - host_started
         return self.outcomes
 
-    def _record(self, n_steps, alive, train_loss, start_ce, start_error, end_ce, end_error) -> None:
+    def _record(self, n_steps, alive, train_loss, val_ce, val_error) -> None:
         trained = 0
         for row, index in enumerate(self.slots):
             if index is None:
                 continue
-            if self.fresh[row]:
-                self.fresh[row] = False
-                if self._observe(row, index, 0, math.nan, start_ce[row], start_error[row], finite_start=True):
-                    continue
+            fresh, self.fresh[row] = self.fresh[row], False
             self.steps[row] += n_steps[row]
             trained += int(n_steps[row])
-            self._observe(row, index, int(self.steps[row]), train_loss[row], end_ce[row], end_error[row], finite_start=bool(alive[row]))
+            self._observe(row, index, int(self.steps[row]), math.nan if fresh else train_loss[row], val_ce[row], val_error[row], bool(alive[row]))
         self.engine.stats["trial_steps"] += trained
         if self.progress:
             active = sum(s is not None for s in self.slots)
             self.progress.advanced(trained, int(self.steps.max()), max(t["step_budget"] for t in self.trials), active)
 
-    def _observe(self, row, index, step, train_loss, val_ce, val_error, finite_start) -> bool:
+    def _observe(self, row, index, step, train_loss, val_ce, val_error, still_alive) -> bool:
         """Record one evaluation of the trial in `row`; free the slot and report if it finished."""
         outcome, target = self.outcomes[index], self.target
         metric = val_error if target.metric == "error" else val_ce
         outcome.final_step = step
         outcome.curve.append({"step": step, "train_cross_entropy": float(train_loss), "val_cross_entropy": float(val_ce), "val_error": float(val_error)})
-        if not finite_start or not math.isfinite(val_ce):
+        if not still_alive or not math.isfinite(val_ce):
             outcome.status, outcome.steps_to_result = INFEASIBLE, math.nan
         elif target.met(metric) and outcome.status != REACHED:
             outcome.status, outcome.steps_to_result = REACHED, float(step)
