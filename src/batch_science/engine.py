@@ -135,6 +135,7 @@ class Engine:
         self.max_trials_per_graph = getattr(model, "max_trials_per_graph", None)
         # Filled by run(): where the wall time went, for the benchmark and the job log.
         self.stats = {"calls": 0, "first_call_s": 0.0, "call_s": 0.0, "host_s": 0.0, "graph_sizes": [], "trial_steps": 0, "slot_steps": 0}
+        self.compiled_sizes: set[int] = set()  # graph sizes already compiled: reused across runs
 
     # -- compiled pieces -------------------------------------------------------------------
     def _loss(self, logits, labels, label_smoothing):
@@ -268,7 +269,7 @@ class _SlotRunner:
         self.slots: list[int | None] = [None] * n_slots  # slot -> position in trials
         self.fresh = np.zeros(n_slots, bool)
         self._refill()
-        compiled_sizes = set()
+        compiled_sizes = engine.compiled_sizes
         while any(s is not None for s in self.slots):
             n_steps = np.array(
                 [0 if s is None or self.fresh[r] else min(self.trials[s]["eval_every"], self.trials[s]["step_budget"] - self.steps[r]) for r, s in enumerate(self.slots)],

@@ -112,13 +112,28 @@ class Cnn1d:
     def apply(self, weights, x, shared: bool):
         import tensorflow as tf
 
+        if shared:
+            # Inputs shared by all trials (evaluation): one trial at a time with the native
+            # convolution, whose activations stay in cache; batching trials here materialises
+            # patch tensors of trials x examples and ran at a fifth of the MLP's FLOP rate.
+            return tf.map_fn(lambda trial_weights: self._apply_one(trial_weights, x), weights, fn_output_signature=x.dtype)
         x = x[..., None]  # one input channel
         for layer in range(0, len(weights) - 2, 2):
             patches = self._patches(x)
-            equation = "blk,tkc->tblc" if shared and layer == 0 else "tblk,tkc->tblc"
-            x = tf.nn.relu(tf.einsum(equation, patches, weights[layer]) + weights[layer + 1][:, None, None, :])
+            x = tf.nn.relu(tf.einsum("tblk,tkc->tblc", patches, weights[layer]) + weights[layer + 1][:, None, None, :])
         x = tf.reshape(x, [x.shape[0], -1, x.shape[2] * x.shape[3]])
         return _dense(x, weights[-2], weights[-1], shared=False)
+
+    def _apply_one(self, weights, x):
+        """One trial's logits, weights without the trial axis, x [batch, length]."""
+        import tensorflow as tf
+
+        h, pad = x[..., None], self.kernel // 2
+        for layer in range(0, len(weights) - 2, 2):
+            kernel = tf.reshape(weights[layer], [self.kernel, h.shape[-1], -1])
+            h = tf.pad(h, [[0, 0], [pad, pad], [0, 0]])
+            h = tf.nn.relu(tf.nn.conv1d(h, kernel, self.stride, "VALID") + weights[layer + 1])
+        return tf.matmul(tf.reshape(h, [-1, h.shape[1] * h.shape[2]]), weights[-2]) + weights[-1]
 
     def flops_per_example(self, input_shape, num_classes) -> int:
         lengths, flops, in_channels = self._lengths(input_shape[0]), 0, 1
