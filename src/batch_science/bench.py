@@ -187,6 +187,7 @@ def engine_sweep(config: dict, batch_size: int, threads: int | None, n_trials: i
         "trials": n_trials, "trial_steps": stats["trial_steps"], "seconds": finished - process_start,
         "import_s": imported - process_start, "setup_s": ready - imported, "python_start_s": started - process_start, "first_call_s": stats["first_call_s"],
         "train_and_eval_s": stats["call_s"], "host_s": stats["host_s"], "graph_sizes": stats["graph_sizes"],
+        "slot_utilisation": stats["trial_steps"] / max(1, stats["slot_steps"]),
         "group_size": group_size or engine.group_size_for(n_trials),
         "final_steps": [o.final_step for o in outcomes],
         "steps_to_result": [o.steps_to_result for o in outcomes], "status": [o.status for o in outcomes],
@@ -345,7 +346,7 @@ def main(argv=None) -> None:
         add(batch_size, "engine_sweep", {**result, "eval_every": _eval_every(config, batch_size)}, extra=extra)
         print(f"    sweep of {result['trials']} trials: {result['seconds']:.1f}s (import {result['import_s']:.1f}s, setup {result['setup_s']:.1f}s, "
               f"first call with compile {result['first_call_s']:.1f}s, train+eval {result['train_and_eval_s']:.1f}s, host {result['host_s']:.2f}s, "
-              f"graph sizes {result['graph_sizes']}); Keras extrapolated {keras_s:.0f}s", flush=True)
+              f"graph sizes {result['graph_sizes']}, slots busy {result['slot_utilisation']:.0%}); Keras extrapolated {keras_s:.0f}s", flush=True)
 
     agreement = None
     if args.float32_check_batch_size:
@@ -372,6 +373,7 @@ def main(argv=None) -> None:
         study_rows.append({
             "part": f"sweep b{batch_size}", "import_s": result["import_s"], "setup_s": result["setup_s"], "compile_and_first_interval_s": result["first_call_s"],
             "train_and_eval_s": result["train_and_eval_s"], "python_between_intervals_s": result["host_s"], "total_s": result["seconds"],
+            "slot_utilisation": result["slot_utilisation"],
             "eval_fraction_of_steady": table[(table.batch_size == batch_size) & (table.strategy == "engine")].eval_fraction.mean() if batch_size in args.batch_sizes else math.nan,
         })
     jobs = snakemake_job_overhead(config_path, config, args.job_batch_sizes) if args.job_batch_sizes else []
