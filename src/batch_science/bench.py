@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+# Children inherit it: TensorFlow's C++ start-up notes would bury the table.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[2]
 BATCH_SIZES = (16, 256, 4096)
 # Metaparameters of the throughput runs: a stable setting, so no trial diverges and leaves its slot.

@@ -1,10 +1,15 @@
 """Models written with a leading trial axis on every weight, so many trials train in one graph.
 
-A model is a pair of pure functions: `init(seed, input_shape, num_classes, dtype)` gives one
+A model is a pair of pure functions: `init(seed, input_shape, num_classes)` gives one
 trial's weights (so a trial's initialisation never depends on which trials share its graph),
-and `apply(weights, x)` maps inputs to logits for all trials at once. `x` is either shared by
+and `apply(weights, x, shared)` maps inputs to logits [trials, batch, classes] for all trials. `x` is either shared by
 all trials, shape [batch, ...], or per trial, shape [trials, batch, ...]. Weights are lists of
 tensors of shape [trials, ...]. Registered by name in MODELS with their size knobs.
+
+A model that cannot carry a trial axis (a Keras network, say) sets `max_trials_per_graph = 1`:
+the engine then gives it graphs of one trial, with the same calling convention (a trial axis of
+length 1 on weights, per-trial inputs and logits), and still runs each trial as one compiled loop.
+`flops_per_example(input_shape, num_classes)` is the forward pass of one example.
 """
 from __future__ import annotations
 
