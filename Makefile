@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 SNAKEMAKE := $(BIN)/snakemake --cores $(CORES)
 
-.PHONY: install run figures test lint dryrun bench clean
+.PHONY: install run figures test lint dryrun clean
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,7 @@ test: install lint dryrun
 
 # The engine against the plain Keras loop, the matmul peak, the study's time split and DAG scale
 # (several minutes); writes results/bench/{engine,study,dag}.csv and prints them.
+.PHONY: bench
 bench: install
 	$(BIN)/python -m batch_science.bench --out results/bench
 
