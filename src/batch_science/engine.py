@@ -1,16 +1,28 @@
 """The multi-trial training engine: many trials of one study trained together in compiled graphs.
 
 Each trial has its own weights (a leading trial axis on every tensor), learning rate, momentum,
-schedule, label smoothing and batch stream. The train-and-evaluate loop runs in XLA-compiled
-`tf.function`s; Python only runs once per evaluation interval, to record curves, decide which
-trials have finished and drop them from the graph. A trial's batches and initial weights depend
-only on its own seed, so its results do not depend on which trials share its graph.
+schedule, label smoothing, divergence limit and batch stream. A graph holds a fixed number of
+trial slots; one compiled call trains every slot for one evaluation interval and then evaluates
+all of them on the validation set kept on the device, so Python runs once per interval: to record
+curves, decide which trials have finished and put the next pending trial into a freed slot (each
+slot keeps its own step counter, so slots need not be in step). Refilling keeps the graph's shape,
+so it is never recompiled while trials are pending; only in the tail, when the slots empty, is the
+graph shrunk (to a power of two) if the work it saves is worth a compilation.
+
+A trial's batches and initial weights depend only on its own seed, and no computation mixes
+trials, so its results do not depend on which trials share its graph: exactly so in float64; in
+float32 XLA may round a trial's sums differently for other graph shapes, which over thousands of
+steps can move a result by an evaluation interval.
+
+A model whose `max_trials_per_graph` is 1 (one that cannot carry a trial axis) gets one slot: each
+trial is still one compiled loop, with no Python per step, and the graph is reused trial after trial.
 """
 from __future__ import annotations
 
 import logging
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -20,9 +32,19 @@ log = logging.getLogger(__name__)
 
 REACHED, NOT_REACHED, INFEASIBLE = "reached", "not_reached", "infeasible"
 OPTIMIZERS = ("sgd", "momentum", "nesterov")
-# Work per compiled step worth batching trials up to: beyond it one trial fills the machine.
-AUTO_GROUP_FLOPS = 2**24
+# Training FLOPs per compiled step worth batching trials up to: beyond it one step's matrix
+# multiplies are large enough to run near the machine's peak, so more trials per graph only add
+# memory. Measured on the MNIST-1D MLP: 64 trials at batch 16 (~9e7) still gain over 32.
+AUTO_GROUP_FLOPS = 2**27
 MAX_GROUP = 64
+# Weights, velocities and per-step activations of one graph stay within this many bytes.
+AUTO_GROUP_BYTES = 2**30
+# Shrinking a graph in the tail costs one XLA compilation (~2-3 s on a CPU core); it is done only
+# when the padded slots it removes would otherwise spend more training FLOPs than this (about
+# one to two seconds of a CPU core; small-batch steps cost more than their FLOPs say). A FLOP count rather than a clock keeps the grouping, and so the float32
+# results, the same from run to run.
+SHRINK_WORTH_FLOPS = 5e10
+HASH_MULTIPLIERS = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D)
 
 
 @dataclass
@@ -47,32 +69,48 @@ class TrialOutcome:
     curve: list[dict] = field(default_factory=list)
 
 
-def auto_group_size(flops_per_example: int, batch_size: int, n_trials: int) -> int:
-    """Trials per graph: enough to amortise per-step overhead, no more than one graph's worth of work."""
-    group = AUTO_GROUP_FLOPS // max(1, flops_per_example * batch_size)
+def training_flops_per_example(model, input_shape, num_classes) -> int:
+    """Forward and backward pass: the backward pass costs about twice the forward one."""
+    return 3 * model.flops_per_example(input_shape, num_classes)
+
+
+def auto_group_size(flops_per_example: int, batch_size: int, n_trials: int, bytes_per_trial: int = 0, max_trials_per_graph: int | None = None) -> int:
+    """Trials per graph: enough to amortise per-step overhead, no more than one graph's worth of work.
+
+    `flops_per_example` is the forward pass; `bytes_per_trial` what one slot holds (weights,
+    velocity, activations of a batch); `max_trials_per_graph` the model's own limit.
+    """
+    group = AUTO_GROUP_FLOPS // max(1, 3 * flops_per_example * batch_size)
+    if bytes_per_trial:
+        group = min(group, AUTO_GROUP_BYTES // bytes_per_trial)
     group = 2 ** int(math.log2(group)) if group >= 1 else 1
-    return int(max(1, min(group, MAX_GROUP, n_trials)))
+    return int(max(1, min(group, MAX_GROUP, max_trials_per_graph or MAX_GROUP, n_trials)))
 
 
-def _batch_indices(tf, seeds, step, batch_size: int, n_examples: int):
+def _batch_indices(tf, seeds, steps, batch_size: int, n_examples: int):
     """Per-trial minibatch indices from a counter-based hash of (trial seed, step, slot).
 
     Sampling is with replacement, i.i.d. per step; it needs no state, so a trial's batches are
-    the same whichever trials share its graph and wherever it resumes.
+    the same whichever trials share its graph, whichever slot it is in and wherever it resumes.
+    uint32 arithmetic wraps exactly as the hash wants (no masking) and is half the work of int64.
     """
     bits = tf.bitwise
-    mask = tf.constant(0xFFFFFFFF, tf.int64)
-    slots = tf.range(batch_size, dtype=tf.int64)
-    x = bits.bitwise_and(seeds[:, None] * 0x9E3779B1 + tf.cast(step, tf.int64) * 0x85EBCA77 + slots[None, :] * 0xC2B2AE3D, mask)
+    seed_mult, step_mult, slot_mult = HASH_MULTIPLIERS
+    slot_term = tf.constant((np.arange(batch_size, dtype=np.uint64) * slot_mult).astype(np.uint32))  # wraps mod 2**32
+    x = tf.cast(seeds, tf.uint32)[:, None] * tf.constant(seed_mult, tf.uint32)
+    x = x + tf.cast(steps, tf.uint32)[:, None] * tf.constant(step_mult, tf.uint32) + slot_term[None, :]
     for shift, multiplier in ((16, 0x7FEB352D), (15, 0x846CA68B)):
-        x = bits.bitwise_and(bits.bitwise_xor(x, bits.right_shift(x, shift)) * multiplier, mask)
-    x = bits.bitwise_xor(x, bits.right_shift(x, 16))
-    return x % n_examples
+        x = bits.bitwise_xor(x, bits.right_shift(x, tf.constant(shift, tf.uint32))) * tf.constant(multiplier, tf.uint32)
+    x = bits.bitwise_xor(x, bits.right_shift(x, tf.constant(16, tf.uint32)))
+    return tf.cast(tf.cast(x, tf.int64) % n_examples, tf.int32)
 
 
 def _per_trial(tf, values, like):
     """Broadcast a [trials] vector against a [trials, ...] tensor."""
     return tf.reshape(values, [-1] + [1] * (len(like.shape) - 1))
+
+
+HYPER_KEYS = ("learning_rate", "momentum", "decay_steps", "end_factor", "label_smoothing", "divergence_factor")
 
 
 class Engine:
@@ -92,8 +130,12 @@ class Engine:
         self.x_validation = tf.constant(arrays.x_validation, self.dtype)
         self.y_validation = tf.constant(arrays.y_validation, tf.int32)
         self.eval_batch_size = eval_batch_size
-        self.train_chunk = tf.function(self._train_chunk, jit_compile=True)
+        self.interval = tf.function(self._interval, jit_compile=True)
         self.evaluate = tf.function(self._evaluate, jit_compile=True)
+        self.max_trials_per_graph = getattr(model, "max_trials_per_graph", None)
+        # Filled by run(): where the wall time went, for the benchmark and the job log.
+        self.stats = {"calls": 0, "first_call_s": 0.0, "call_s": 0.0, "host_s": 0.0, "graph_sizes": [], "trial_steps": 0, "slot_steps": 0}
+        self.compiled_sizes: set[int] = set()  # graph sizes already compiled: reused across runs
 
     # -- compiled pieces -------------------------------------------------------------------
     def _loss(self, logits, labels, label_smoothing):
@@ -104,45 +146,59 @@ class Engine:
         smoothing = label_smoothing[:, None]
         return tf.reduce_mean((1 - smoothing) * true_class + smoothing * uniform, axis=-1)  # [trials]
 
-    def _train_chunk(self, weights, velocity, alive, hyper, start_step, n_steps):
-        """Train all trials for n_steps from start_step; frozen once infeasible."""
+    def _interval(self, weights, velocity, alive, loss_limit, hyper, steps, n_steps, fresh):
+        """One evaluation interval of every slot, then its validation metrics.
+
+        Slot r trains n_steps[r] steps from steps[r]; a slot stops changing once done or diverged.
+        Slots flagged `fresh` hold a trial that has not started: they train no step in this call
+        (n_steps 0), so the closing evaluation is their step-0 point, and it sets their divergence
+        limit. That costs a new trial one interval of its slot, instead of an extra evaluation of
+        every slot whenever one is refilled.
+        """
         tf = self.tf
         n_examples = self.x_train.shape[0]
+        n_slots = steps.shape[0]
+        zeros = tf.zeros([n_slots], self.dtype)
+        decay = tf.maximum(hyper["decay_steps"], 1.0)
 
-        def step_fn(i, weights, velocity, alive, loss_sum):
-            step = start_step + i
-            decay = tf.maximum(hyper["decay_steps"], 1.0)
+        def step_fn(i, weights, velocity, alive, loss_sum, loss_count):
+            step = steps + i
+            active = alive & (i < n_steps)
             progress = tf.minimum(tf.cast(step, self.dtype), decay) / decay
-            rate = hyper["learning_rate"] * tf.where(
-                hyper["decay_steps"] > 0, 1 - (1 - hyper["end_factor"]) * progress, tf.ones_like(progress)
-            )
+            rate = hyper["learning_rate"] * tf.where(hyper["decay_steps"] > 0, 1 - (1 - hyper["end_factor"]) * progress, tf.ones_like(progress))
             index = _batch_indices(tf, hyper["seed"], step, self.batch_size, n_examples)
             x, y = tf.gather(self.x_train, index), tf.gather(self.y_train, index)
             with tf.GradientTape() as tape:
                 tape.watch(weights)
                 loss = self._loss(self.model.apply(weights, x, shared=False), y, hyper["label_smoothing"])
-                total = tf.reduce_sum(tf.where(alive, loss, tf.zeros_like(loss)))
+                total = tf.reduce_sum(tf.where(active, loss, tf.zeros_like(loss)))
             grads = tape.gradient(total, weights)
-            alive = alive & tf.math.is_finite(loss) & (loss < hyper["loss_limit"])
+            alive = alive & tf.where(active, tf.math.is_finite(loss) & (loss < loss_limit), True)
+            keep = active & alive
             new_weights, new_velocity = [], []
             for w, v, g in zip(weights, velocity, grads):
-                lr, m, keep = (_per_trial(tf, t, w) for t in (rate, hyper["momentum"], alive))
+                lr, m, k = (_per_trial(tf, t, w) for t in (rate, hyper["momentum"], keep))
                 if self.optimizer == "sgd":
                     v_next, w_next = v, w - lr * g
                 else:
                     v_next = m * v + g
                     direction = g + m * v_next if self.optimizer == "nesterov" else v_next
                     w_next = w - lr * direction
-                new_weights.append(tf.where(keep, w_next, w))
-                new_velocity.append(tf.where(keep, v_next, v))
-            loss_sum = loss_sum + tf.where(alive, loss, tf.zeros_like(loss))
-            return i + 1, new_weights, new_velocity, alive, loss_sum
+                new_weights.append(tf.where(k, w_next, w))
+                new_velocity.append(tf.where(k, v_next, v))
+            loss_sum = loss_sum + tf.where(keep, loss, tf.zeros_like(loss))
+            loss_count = loss_count + tf.cast(keep, self.dtype)
+            return i + 1, new_weights, new_velocity, alive, loss_sum, loss_count
 
-        loss_sum = tf.zeros_like(hyper["learning_rate"])
-        _, weights, velocity, alive, loss_sum = tf.while_loop(
-            lambda i, *_: i < n_steps, step_fn, [tf.constant(0), weights, velocity, alive, loss_sum]
+        _, weights, velocity, alive, loss_sum, loss_count = tf.while_loop(
+            lambda i, *_: i < tf.reduce_max(n_steps), step_fn, [tf.constant(0), weights, velocity, alive, zeros, zeros]
         )
-        return weights, velocity, alive, loss_sum / tf.cast(tf.maximum(n_steps, 1), self.dtype)
+        val_ce, val_error = self._evaluate(weights)
+        fresh_limit = hyper["divergence_factor"] * tf.maximum(val_ce, tf.constant(math.log(self.num_classes), self.dtype))
+        loss_limit = tf.where(fresh, fresh_limit, loss_limit)
+        alive = alive & tf.where(fresh, tf.math.is_finite(val_ce), True)
+        train_loss = loss_sum / tf.maximum(loss_count, 1.0)
+        return weights, velocity, alive, loss_limit, train_loss, val_ce, val_error
 
     def _evaluate(self, weights):
         """Validation cross-entropy and error of every trial, the validation set on the device."""
@@ -161,17 +217,14 @@ class Engine:
         return ce_sum / n, wrong / n
 
     # -- driver ----------------------------------------------------------------------------
-    def _initial_state(self, trials):
-        tf = self.tf
-        per_trial = [self.model.init(t["seed"], self.input_shape, self.num_classes) for t in trials]
-        weights = [tf.constant(np.stack(ws), self.dtype) for ws in zip(*per_trial)]
-        velocity = [tf.zeros_like(w) for w in weights]
-        hyper = {
-            key: tf.constant([float(t[key]) for t in trials], self.dtype)
-            for key in ("learning_rate", "momentum", "decay_steps", "end_factor", "label_smoothing")
-        }
-        hyper["seed"] = tf.constant([t["seed"] for t in trials], tf.int64)
-        return weights, velocity, tf.ones([len(trials)], tf.bool), hyper
+    def group_size_for(self, n_trials: int) -> int:
+        """The automatic number of trial slots per graph for this engine's model and batch size."""
+        flops = self.model.flops_per_example(self.input_shape, self.num_classes)
+        n_params = sum(int(np.prod(w.shape)) for w in self.model.init(0, self.input_shape, self.num_classes))
+        itemsize = 8 if self.dtype == self.tf.float64 else 4
+        # Weights, velocity and gradient, plus activations (bounded by ~one value per FLOP / fan-in).
+        bytes_per_trial = itemsize * (3 * n_params + self.batch_size * max(1, flops // 50))
+        return auto_group_size(flops, self.batch_size, n_trials, bytes_per_trial, self.max_trials_per_graph)
 
     def run(
         self,
@@ -184,78 +237,144 @@ class Engine:
         on_finish: Callable[[TrialOutcome], None] = lambda outcome: None,
         progress: "Progress | None" = None,
     ) -> list[TrialOutcome]:
-        """Train `trials` (all with the same step budget and eval interval) in groups."""
+        """Train `trials` in one graph of `group_size` slots (auto if None); outcomes in trial order."""
         if not trials:
             return []
-        group_size = group_size or auto_group_size(
-            self.model.flops_per_example(self.input_shape, self.num_classes), self.batch_size, len(trials)
-        )
-        outcomes = []
-        for start in range(0, len(trials), group_size):
-            outcomes += self._run_group(trials[start : start + group_size], target, divergence_factor, stop_at_target, on_finish, progress)
-        return outcomes
+        n_slots = min(group_size or self.group_size_for(len(trials)), len(trials), self.max_trials_per_graph or len(trials))
+        return _SlotRunner(self, trials, target, divergence_factor, stop_at_target, on_finish, progress).run(n_slots)
 
-    def _run_group(self, trials, target, divergence_factor, stop_at_target, on_finish, progress):
+
+class _SlotRunner:
+    """Python side of one run: which trial is in which slot, curves, statuses, refills and shrinking."""
+
+    def __init__(self, engine: Engine, trials, target, divergence_factor, stop_at_target, on_finish, progress):
+        self.engine, self.tf = engine, engine.tf
+        self.trials, self.target = trials, target
+        self.divergence_factor, self.stop_at_target = divergence_factor, stop_at_target
+        self.on_finish, self.progress = on_finish, progress
+        self.outcomes = [TrialOutcome(t, NOT_REACHED, math.nan, math.nan, 0, 0) for t in trials]
+        self.pending = deque(range(len(trials)))
+        self.flops_per_trial_step = training_flops_per_example(engine.model, engine.input_shape, engine.num_classes) * engine.batch_size
+
+    def run(self, n_slots: int) -> list[TrialOutcome]:
+        tf, engine = self.tf, self.engine
+        shapes = [(n_slots, *w.shape) for w in engine.model.init(0, engine.input_shape, engine.num_classes)]
+        self.weights = [tf.zeros(s, engine.dtype) for s in shapes]
+        self.velocity = [tf.zeros(s, engine.dtype) for s in shapes]
+        self.alive = tf.zeros([n_slots], tf.bool)
+        self.loss_limit = tf.zeros([n_slots], engine.dtype)
+        self.hyper = {key: np.zeros(n_slots) for key in HYPER_KEYS}
+        self.hyper["seed"] = np.zeros(n_slots, np.int64)
+        self.steps = np.zeros(n_slots, np.int64)
+        self.slots: list[int | None] = [None] * n_slots  # slot -> position in trials
+        self.fresh = np.zeros(n_slots, bool)
+        self._refill()
+        compiled_sizes = engine.compiled_sizes
+        while any(s is not None for s in self.slots):
+            n_steps = np.array(
+                [0 if s is None or self.fresh[r] else min(self.trials[s]["eval_every"], self.trials[s]["step_budget"] - self.steps[r]) for r, s in enumerate(self.slots)],
+                np.int32,
+            )
+            hyper = {key: tf.constant(value, engine.dtype) for key, value in self.hyper.items() if key != "seed"}
+            hyper["seed"] = tf.constant(self.hyper["seed"], tf.int64)
+            started = time.perf_counter()
+            results = engine.interval(
+                self.weights, self.velocity, self.alive, self.loss_limit, hyper,
+                tf.constant(self.steps, tf.int32), tf.constant(n_steps), tf.constant(self.fresh),
+            )
+            self.weights, self.velocity, self.alive, self.loss_limit = results[:4]
+            train_loss, val_ce, val_error = (t.numpy() for t in results[4:])
+            alive = self.alive.numpy()
+            elapsed = time.perf_counter() - started
+            first = len(self.slots) not in compiled_sizes
+            compiled_sizes.add(len(self.slots))
+            engine.stats["calls"] += 1
+            engine.stats["first_call_s" if first else "call_s"] += elapsed
+            if first:
+                engine.stats["graph_sizes"].append(len(self.slots))
+            engine.stats["slot_steps"] += len(self.slots) * int(n_steps.max())
+            host_started = time.perf_counter()
+            self._record(n_steps, alive, train_loss, val_ce, val_error)
+            self._refill()
+            if not self.pending:
+                self._maybe_shrink(compiled_sizes)
+            engine.stats["host_s"] += time.perf_counter() - host_started
+        return self.outcomes
+
+    def _record(self, n_steps, alive, train_loss, val_ce, val_error) -> None:
+        trained = 0
+        for row, index in enumerate(self.slots):
+            if index is None:
+                continue
+            fresh, self.fresh[row] = self.fresh[row], False
+            self.steps[row] += n_steps[row]
+            trained += int(n_steps[row])
+            self._observe(row, index, int(self.steps[row]), math.nan if fresh else train_loss[row], val_ce[row], val_error[row], bool(alive[row]))
+        self.engine.stats["trial_steps"] += trained
+        if self.progress:
+            active = sum(s is not None for s in self.slots)
+            self.progress.advanced(trained, int(self.steps.max()), max(t["step_budget"] for t in self.trials), active)
+
+    def _observe(self, row, index, step, train_loss, val_ce, val_error, still_alive) -> bool:
+        """Record one evaluation of the trial in `row`; free the slot and report if it finished."""
+        outcome, target = self.outcomes[index], self.target
+        metric = val_error if target.metric == "error" else val_ce
+        outcome.final_step = step
+        outcome.curve.append({"step": step, "train_cross_entropy": float(train_loss), "val_cross_entropy": float(val_ce), "val_error": float(val_error)})
+        if not still_alive or not math.isfinite(val_ce):
+            outcome.status, outcome.steps_to_result = INFEASIBLE, math.nan
+        elif target.met(metric) and outcome.status != REACHED:
+            outcome.status, outcome.steps_to_result = REACHED, float(step)
+        if outcome.status != INFEASIBLE and math.isfinite(metric) and not (math.isfinite(outcome.best_metric) and not _better(metric, outcome.best_metric, target)):
+            outcome.best_metric, outcome.best_step = float(metric), step
+        finished = outcome.status == INFEASIBLE or step >= outcome.trial["step_budget"] or (self.stop_at_target and outcome.status == REACHED)
+        if finished:
+            self.slots[row] = None
+            self.on_finish(outcome)
+            if self.progress:
+                self.progress.trial_finished(outcome)
+        return finished
+
+    def _refill(self) -> None:
+        """Put pending trials into free slots: fresh weights from their own seeds, zero velocity."""
+        tf, engine = self.tf, self.engine
+        rows = [row for row, s in enumerate(self.slots) if s is None][: len(self.pending)]
+        if not rows:
+            self.alive = self.alive & tf.constant([s is not None for s in self.slots])
+            return
+        for row in rows:
+            index = self.pending.popleft()
+            trial = self.trials[index]
+            self.slots[row], self.steps[row], self.fresh[row] = index, 0, True
+            for key in HYPER_KEYS:
+                self.hyper[key][row] = self.divergence_factor if key == "divergence_factor" else float(trial[key])
+            self.hyper["seed"][row] = trial["seed"]
+        per_trial = [engine.model.init(self.trials[self.slots[row]]["seed"], engine.input_shape, engine.num_classes) for row in rows]
+        at = tf.constant(rows)[:, None]
+        self.weights = [tf.tensor_scatter_nd_update(w, at, tf.constant(np.stack(new), engine.dtype)) for w, new in zip(self.weights, zip(*per_trial))]
+        self.velocity = [tf.tensor_scatter_nd_update(v, at, tf.zeros([len(rows), *v.shape[1:]], engine.dtype)) for v in self.velocity]
+        self.alive = tf.constant([s is not None for s in self.slots]) & (self.alive | tf.constant(self.fresh))
+
+    def _maybe_shrink(self, compiled_sizes) -> None:
+        """In the tail, move the remaining trials into a smaller graph when that saves enough work."""
+        occupied = [row for row, s in enumerate(self.slots) if s is not None]
+        if not occupied or len(occupied) > len(self.slots) // 2:
+            return
+        size = 2 ** math.ceil(math.log2(len(occupied)))
+        remaining = max(self.trials[self.slots[r]]["step_budget"] - self.steps[r] for r in occupied)
+        saved_flops = (len(self.slots) - size) * remaining * self.flops_per_trial_step
+        if size not in compiled_sizes and saved_flops < SHRINK_WORTH_FLOPS:
+            return
         tf = self.tf
-        budget, eval_every = trials[0]["step_budget"], trials[0]["eval_every"]
-        weights, velocity, alive, hyper = self._initial_state(trials)
-        initial_loss, _ = self.evaluate(weights)
-        hyper["loss_limit"] = divergence_factor * tf.maximum(initial_loss, math.log(self.num_classes))
-        outcomes = [TrialOutcome(t, NOT_REACHED, math.nan, math.nan, 0, 0) for t in trials]
-        rows = list(range(len(trials)))  # graph row -> position in `outcomes`; None once finished
-        train_loss = np.full(len(trials), np.nan)
-        step = 0
-        while True:
-            val_loss, val_error = (t.numpy() for t in self.evaluate(weights))
-            still_alive = alive.numpy()
-            keep = []
-            for row, index in enumerate(rows):
-                if index is None:
-                    continue
-                outcome = outcomes[index]
-                metric = val_error[row] if target.metric == "error" else val_loss[row]
-                outcome.final_step = step
-                outcome.curve.append(
-                    {"step": step, "train_cross_entropy": float(train_loss[row]), "val_cross_entropy": float(val_loss[row]), "val_error": float(val_error[row])}
-                )
-                if not still_alive[row] or not math.isfinite(val_loss[row]):
-                    outcome.status = INFEASIBLE
-                    outcome.steps_to_result = math.nan
-                elif target.met(metric) and outcome.status != REACHED:
-                    outcome.status, outcome.steps_to_result = REACHED, float(step)
-                if outcome.status != INFEASIBLE and math.isfinite(metric) and not (
-                    math.isfinite(outcome.best_metric) and not _better(metric, outcome.best_metric, target)
-                ):
-                    outcome.best_metric, outcome.best_step = float(metric), step
-                finished = outcome.status == INFEASIBLE or step >= budget or (stop_at_target and outcome.status == REACHED)
-                if finished:
-                    on_finish(outcome)
-                    if progress:
-                        progress.trial_finished(outcome)
-                else:
-                    keep.append(row)
-            if not keep:
-                break
-            if len(keep) <= len(rows) // 2:
-                # Finished trials leave the graph. Sizes stay powers of two (padded with finished
-                # rows, frozen) so each halving costs at most one more compilation.
-                size = 2 ** math.ceil(math.log2(len(keep)))
-                padding = [row for row in range(len(rows)) if row not in keep][: size - len(keep)]
-                take = tf.constant(keep + padding)
-                weights = [tf.gather(w, take) for w in weights]
-                velocity = [tf.gather(v, take) for v in velocity]
-                alive = tf.gather(alive & tf.constant([row in keep for row in range(len(rows))]), take)
-                hyper = {key: tf.gather(value, take) for key, value in hyper.items()}
-                rows = [rows[row] for row in keep] + [None] * len(padding)
-            else:
-                rows = [index if row in keep else None for row, index in enumerate(rows)]
-            n_steps = min(eval_every, budget - step)
-            weights, velocity, alive, loss = self.train_chunk(weights, velocity, alive, hyper, tf.constant(step), tf.constant(n_steps))
-            train_loss = loss.numpy()
-            step += n_steps
-            if progress:
-                progress.advanced(n_steps * len(keep), step, budget, len(keep))
-        return outcomes
+        take = occupied + [row for row, s in enumerate(self.slots) if s is None][: size - len(occupied)]
+        at = tf.constant(take)
+        self.weights = [tf.gather(w, at) for w in self.weights]
+        self.velocity = [tf.gather(v, at) for v in self.velocity]
+        self.alive = tf.gather(self.alive, at)
+        self.loss_limit = tf.gather(self.loss_limit, at)
+        self.hyper = {key: value[take] for key, value in self.hyper.items()}
+        self.steps, self.fresh = self.steps[take], self.fresh[take]
+        self.slots = [self.slots[row] for row in take]
 
 
 def _better(value: float, best: float, target: Target) -> bool:
