@@ -1,3 +1,8 @@
+def tune_runtime(wildcards, attempt):
+    """Minutes of a tune job: doubled on each retry, so a job stopped at its time limit gets longer."""
+    return 120 * 2 ** (attempt - 1)
+
+
 rule tune:
     """Train one shard of a study's trials (all in compiled graphs) and write its tables."""
     input:
@@ -14,7 +19,10 @@ rule tune:
         partial_dir=f"{RESULTS}/partial/{{workload}}/{{optimizer}}/b{{batch_size}}",
     threads: 1
     resources:
-        gpu=0,
+        # Portable needs; a cluster's partition, account, GPU model and limits are in slurm/config.yaml.
+        gpu=1,
+        runtime=tune_runtime,
+        mem_mb=4000,
     conda:
         "../envs/study.yaml"
     script:
