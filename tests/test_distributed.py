@@ -18,33 +18,35 @@ from batch_science import data
 from batch_science.engine import Engine, Target
 from batch_science.models import get_model
 
-precision, optimizer = sys.argv[2], sys.argv[3]
 arrays = data.load({"name": "mnist1d"}, sys.argv[1])
 trial = dict(trial_id=0, learning_rate=0.05, momentum=0.9, decay_steps=120, end_factor=0.1, label_smoothing=0.1,
              seed=7, step_budget=160, eval_every=20)
 target = Target("error", 0.70)
-engine = Engine(get_model({"name": "mlp", "hidden": [32]}), arrays, optimizer, batch_size=64, precision=precision)
-one = engine.run([trial], target, group_size=1)[0]
 strategy = distributed.strategy_for(devices)
-two = distributed.DataParallelTrial(engine, strategy).run(trial, target)
-print(json.dumps({"replicas": strategy.num_replicas_in_sync,
-                  "one": [one.status, one.steps_to_result, one.curve], "two": [two.status, two.steps_to_result, two.curve]}))
+results = {"replicas": strategy.num_replicas_in_sync}
+for precision, optimizer in (("float64", "nesterov"), ("float32", "sgd")):
+    engine = Engine(get_model({"name": "mlp", "hidden": [32]}), arrays, optimizer, batch_size=64, precision=precision)
+    one = engine.run([trial], target, group_size=1)[0]
+    two = distributed.DataParallelTrial(engine, strategy).run(trial, target)
+    results[precision] = {"one": [one.status, one.steps_to_result, one.curve], "two": [two.status, two.steps_to_result, two.curve]}
+print(json.dumps(results))
 """
 
 
-def train_on_one_and_two_devices(data_dir: str, precision: str, optimizer: str) -> dict:
+@pytest.fixture(scope="module")
+def one_and_two_devices(mnist1d_data_dir) -> dict:
+    """Nesterov in float64 and SGD in float32, each on the engine and on two mirrored replicas."""
     result = subprocess.run(
-        [sys.executable, "-c", TRAIN_ON_ONE_AND_TWO_DEVICES, data_dir, precision, optimizer],
-        capture_output=True, text=True, timeout=600,
+        [sys.executable, "-c", TRAIN_ON_ONE_AND_TWO_DEVICES, mnist1d_data_dir], capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("precision, optimizer, tolerance", [("float64", "nesterov", 1e-9), ("float32", "sgd", 1e-4)])
-def test_two_devices_give_the_one_device_result(mnist1d_data_dir, precision, optimizer, tolerance):
-    result = train_on_one_and_two_devices(mnist1d_data_dir, precision, optimizer)
-    assert result["replicas"] == 2
+@pytest.mark.parametrize("precision, tolerance", [("float64", 1e-9), ("float32", 1e-4)])
+def test_two_devices_give_the_one_device_result(one_and_two_devices, precision, tolerance):
+    assert one_and_two_devices["replicas"] == 2
+    result = one_and_two_devices[precision]
     (status_one, steps_one, curve_one), (status_two, steps_two, curve_two) = result["one"], result["two"]
     assert (status_two, steps_two) == (status_one, steps_one)
     assert [row["step"] for row in curve_two] == [row["step"] for row in curve_one]
