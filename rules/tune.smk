@@ -1,8 +1,3 @@
-def tune_runtime(wildcards, attempt):
-    """Minutes of a tune job: doubled on each retry, so a job stopped at its time limit gets longer."""
-    return 120 * 2 ** (attempt - 1)
-
-
 rule tune:
     """Train one shard of a study's trials (all in compiled graphs) and write its tables."""
     input:
@@ -21,7 +16,8 @@ rule tune:
     resources:
         # Portable needs; a cluster's partition, account, GPU model and limits are in slurm/config.yaml.
         gpu=1,
-        runtime=tune_runtime,
+        # Minutes, doubled on each retry: a job stopped at its time limit comes back with more.
+        runtime=lambda wildcards, attempt: 120 * 2 ** (attempt - 1),
         mem_mb=4000,
     conda:
         "../envs/study.yaml"
