@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import signal
 import time
 from pathlib import Path
@@ -122,6 +123,11 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
     base = study_record(config, study)
     trials = study_trials(config, study, shard_trials(config, shard))
     label = f"{study.path} shard {shard}"
+    if "SLURM_JOB_ID" in os.environ:  # where the job ran, to match with squeue/sacct and the GPU it got
+        log.info(
+            "%s: SLURM job %s on %s, CUDA_VISIBLE_DEVICES=%s", label, os.environ["SLURM_JOB_ID"],
+            os.environ.get("SLURMD_NODENAME", "?"), os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
+        )
     finished: dict[int, tuple[dict, pd.DataFrame]] = {}
     _remove_stale_temporaries(partial_dir, [t["trial_id"] for t in trials])
     for trial in trials:
