@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 SNAKEMAKE := $(BIN)/snakemake --cores $(CORES)
 
-.PHONY: install run figures test test-slurm lint dryrun clean
+.PHONY: install run figures test lint dryrun clean
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,7 @@ test: install lint dryrun
 	$(BIN)/pytest -q
 
 # The study on a real single-node SLURM (Debian's slurm-wlm, installed if missing): needs root.
+.PHONY: test-slurm
 test-slurm: install
 	BATCH_SCIENCE_SLURM_TEST=1 $(BIN)/pytest -q tests/test_slurm.py
 
