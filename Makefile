@@ -43,5 +43,10 @@ test: install lint dryrun
 bench: install
 	$(BIN)/python -m batch_science.bench --out results/bench
 
+# The study on a real single-node SLURM (Debian's slurm-wlm, installed if missing): needs root.
+.PHONY: test-slurm
+test-slurm: install
+	BATCH_SCIENCE_SLURM_TEST=1 $(BIN)/pytest -q tests/test_slurm.py
+
 clean:
 	rm -rf results logs benchmarks .snakemake

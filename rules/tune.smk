@@ -14,7 +14,11 @@ rule tune:
         partial_dir=f"{RESULTS}/partial/{{workload}}/{{optimizer}}/b{{batch_size}}",
     threads: 1
     resources:
-        gpu=0,
+        # Portable needs; a cluster's partition, account, GPU model and limits are in slurm/config.yaml.
+        gpu=1,
+        # Minutes, doubled on each retry: a job stopped at its time limit comes back with more.
+        runtime=lambda wildcards, attempt: 120 * 2 ** (attempt - 1),
+        mem_mb=4000,
     conda:
         "../envs/study.yaml"
     script:

@@ -2,11 +2,16 @@
 
 Each finished trial is written at once, durably, to the study's partial folder; a rerun of a
 killed or failed job trains only the trials not yet there, so no finished trial is lost.
+SIGTERM (SLURM's time limit, preemption, scancel) and SIGUSR1 (SLURM's `--signal` warning) stop
+the job cleanly between training chunks: no half-written file, one log line saying what is kept.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -37,11 +42,54 @@ def partial_path(partial_dir: str | Path, trial_id: int) -> Path:
 def _load_partial(path: Path, fingerprint: str) -> tuple[dict, pd.DataFrame] | None:
     if not path.exists():
         return None
-    meta = read_parquet_metadata(path)
-    if meta.get("fingerprint") != fingerprint:
-        log.warning("%s: made with other settings, retraining that trial", path)
+    try:
+        meta = read_parquet_metadata(path)
+        if meta.get("fingerprint") != fingerprint:
+            log.warning("%s: made with other settings, retraining that trial", path)
+            return None
+        return json.loads(meta["record"]), pd.read_parquet(path)
+    except Exception as error:  # e.g. truncated by a copy or a full disk: retrain rather than fail
+        log.warning("%s: unreadable (%s), retraining that trial", path, " ".join(str(error).split()))
         return None
-    return json.loads(meta["record"]), pd.read_parquet(path)
+
+
+def _remove_stale_temporaries(partial_dir: str | Path, trial_ids) -> None:
+    """Delete half-written files of this job's trials left by a killed writer (SIGKILL, node loss).
+
+    Only this job's trial ids: other shards of the study write into the same folder concurrently.
+    """
+    for trial_id in trial_ids:
+        name = partial_path(partial_dir, trial_id).name
+        for stale in Path(partial_dir).glob(f".{name}.*.tmp"):
+            log.info("%s: removing a half-written file of a killed job", stale)
+            stale.unlink(missing_ok=True)
+
+
+class JobTerminated(Exception):
+    """The job was asked to stop (SIGTERM, SIGUSR1); finished trials are already on disk."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_on_termination_signals(signals=(signal.SIGTERM, signal.SIGUSR1)):
+    """Turn termination signals into JobTerminated, raised in the main thread.
+
+    Python runs the handler between bytecodes, so a compiled training chunk finishes first and a
+    partial file being written is either completed or removed (atomic_write), never left half done.
+    """
+
+    def handler(signum, frame):
+        raise JobTerminated(signum)
+
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
 def _outcome_tables(record_base: dict, outcome) -> tuple[dict, pd.DataFrame]:
@@ -78,7 +126,13 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
     base = study_record(config, study)
     trials = study_trials(config, study, shard_trials(config, shard))
     label = f"{study.path} shard {shard}"
+    if "SLURM_JOB_ID" in os.environ:  # where the job ran, to match with squeue/sacct and the GPU it got
+        log.info(
+            "%s: SLURM job %s on %s, CUDA_VISIBLE_DEVICES=%s", label, os.environ["SLURM_JOB_ID"],
+            os.environ.get("SLURMD_NODENAME", "?"), os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
+        )
     finished: dict[int, tuple[dict, pd.DataFrame]] = {}
+    _remove_stale_temporaries(partial_dir, [t["trial_id"] for t in trials])
     for trial in trials:
         loaded = _load_partial(partial_path(partial_dir, trial["trial_id"]), _fingerprint(config, study, trial))
         if loaded:
@@ -107,15 +161,23 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
         budget = todo[0]["step_budget"]
         progress = Progress(label, len(todo), len(todo) * budget)
         log.info("%s: data and graph ready after %.1fs", label, time.monotonic() - started)
-        engine.run(
-            todo,
-            Target(**workload["target"]),
-            divergence_factor=config["divergence_factor"],
-            stop_at_target=config["stop_at_target"],
-            group_size=None if config["trials_per_graph"] == "auto" else config["trials_per_graph"],
-            on_finish=save,
-            progress=progress,
-        )
+        try:
+            with stop_on_termination_signals():
+                engine.run(
+                    todo,
+                    Target(**workload["target"]),
+                    divergence_factor=config["divergence_factor"],
+                    stop_at_target=config["stop_at_target"],
+                    group_size=None if config["trials_per_graph"] == "auto" else config["trials_per_graph"],
+                    on_finish=save,
+                    progress=progress,
+                )
+        except JobTerminated as stop:
+            log.warning(
+                "%s: stopped by %s with %d of %d trials finished, kept in %s; a rerun trains only the other %d",
+                label, stop, len(finished), len(trials), partial_dir, len(trials) - len(finished),
+            )
+            raise SystemExit(128 + stop.signum) from None
 
     records = [finished[t["trial_id"]][0] for t in trials]
     curves = pd.concat([finished[t["trial_id"]][1] for t in trials], ignore_index=True)

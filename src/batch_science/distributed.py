@@ -1,0 +1,139 @@
+"""One trial trained data-parallel across the devices of a node (tf.distribute.MirroredStrategy), or
+across nodes (MultiWorkerMirroredStrategy with TensorFlow's SlurmClusterResolver), for batch sizes
+too large for one device.
+
+Data parallelism changes where a step is computed, not what it computes: step s draws the same
+global batch as the one-device engine (the engine's counter-based batch indices of the trial's
+seed), each of the N replicas takes a contiguous 1/N of it, computes the mean loss gradient of its
+slice, and the all-reduced mean over replicas is the gradient of the whole batch. The update
+(learning-rate schedule, momentum, Nesterov) and the evaluation are the engine's. So a trial gives
+the same curve and steps to result on N devices as on one, up to floating-point summation order.
+
+The multi-trial engine (engine.py) stays the fast path for the many small trials of a study; this
+module is for the few trials whose batch needs several accelerators.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from batch_science.engine import INFEASIBLE, NOT_REACHED, REACHED, Engine, Target, TrialOutcome, _batch_indices
+
+
+def use_logical_cpus(count: int) -> list[str]:
+    """Split the host CPU into `count` logical devices (for tests without GPUs); call before TensorFlow starts."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+    return [device.name for device in tf.config.list_logical_devices("CPU")]
+
+
+def strategy_for(devices: list[str] | None = None, across_slurm_nodes: bool = False):
+    """MirroredStrategy over `devices` (default: every GPU of this node, else the CPU), or, inside a
+    multi-node SLURM allocation, MultiWorkerMirroredStrategy with workers and their GPUs from SLURM."""
+    import tensorflow as tf
+
+    if across_slurm_nodes:
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    return tf.distribute.MirroredStrategy(devices)
+
+
+class DataParallelTrial:
+    """Train one trial with its global batch split over the replicas of `strategy`."""
+
+    def __init__(self, engine: Engine, strategy):
+        import tensorflow as tf
+
+        self.tf, self.engine, self.strategy = tf, engine, strategy
+        self.replicas = strategy.num_replicas_in_sync
+        if engine.batch_size % self.replicas:
+            raise ValueError(f"batch size {engine.batch_size}: not divisible by the {self.replicas} replicas")
+
+    def _make_step(self, weights, velocity, hyper):
+        tf, engine, strategy = self.tf, self.engine, self.strategy
+        n_examples = engine.x_train.shape[0]
+        per_replica = engine.batch_size // self.replicas
+
+        def replica_gradients(step):
+            context = tf.distribute.get_replica_context()
+            index = _batch_indices(tf, hyper["seed"], step, engine.batch_size, n_examples)[0]
+            start = context.replica_id_in_sync_group * per_replica
+            mine = index[start : start + per_replica]
+            x, y = tf.gather(engine.x_train, mine), tf.gather(engine.y_train, mine)
+            current = [tf.identity(w) for w in weights]
+            with tf.GradientTape() as tape:
+                tape.watch(current)
+                loss = engine._loss(engine.model.apply(current, x[None], shared=False), y[None], hyper["label_smoothing"])
+                total = tf.reduce_sum(loss)
+            grads = tape.gradient(total, current)
+            mean = tf.distribute.ReduceOp.MEAN
+            return context.all_reduce(mean, grads), context.all_reduce(mean, loss)
+
+        def train_step(step):
+            grads, loss = strategy.run(replica_gradients, args=(step,))
+            grads = [strategy.experimental_local_results(g)[0] for g in grads]
+            loss = strategy.experimental_local_results(loss)[0]
+            decay = tf.maximum(hyper["decay_steps"], 1.0)
+            progress = tf.minimum(tf.cast(step, engine.dtype), decay) / decay
+            rate = hyper["learning_rate"] * tf.where(
+                hyper["decay_steps"] > 0, 1 - (1 - hyper["end_factor"]) * progress, tf.ones_like(progress)
+            )
+            alive = tf.reduce_all(tf.math.is_finite(loss) & (loss < hyper["loss_limit"]))
+            for w, v, g in zip(weights, velocity, grads):
+                lr, m = (tf.reshape(t, [-1] + [1] * (len(w.shape) - 1)) for t in (rate, hyper["momentum"]))
+                if engine.optimizer == "sgd":
+                    v_next, w_next = v, w - lr * g
+                else:
+                    v_next = m * v + g
+                    w_next = w - lr * (g + m * v_next if engine.optimizer == "nesterov" else v_next)
+                v.assign(tf.where(alive, v_next, v))
+                w.assign(tf.where(alive, w_next, w))
+            return loss, alive
+
+        return tf.function(train_step)
+
+    def run(self, trial: dict, target: Target, divergence_factor: float = 100.0, stop_at_target: bool = True) -> TrialOutcome:
+        """Same contract as Engine.run for one trial: its outcome with the curve at every evaluation."""
+        tf, engine = self.tf, self.engine
+        initial, _, _, hyper = engine._initial_state([trial])
+        with self.strategy.scope():
+            weights = [tf.Variable(w) for w in initial]
+            velocity = [tf.Variable(tf.zeros_like(w)) for w in initial]
+        initial_loss, _ = engine.evaluate([w.read_value() for w in weights])
+        hyper["loss_limit"] = divergence_factor * tf.maximum(initial_loss, math.log(engine.num_classes))
+        train_step = self._make_step(weights, velocity, hyper)
+
+        budget, eval_every = trial["step_budget"], trial["eval_every"]
+        outcome = TrialOutcome(trial, NOT_REACHED, math.nan, math.nan, 0, 0)
+        step, train_loss, alive = 0, math.nan, True
+        while True:
+            val_loss, val_error = (float(t.numpy()[0]) for t in engine.evaluate([w.read_value() for w in weights]))
+            metric = val_error if target.metric == "error" else val_loss
+            outcome.final_step = step
+            outcome.curve.append({"step": step, "train_cross_entropy": train_loss, "val_cross_entropy": val_loss, "val_error": val_error})
+            if not alive or not math.isfinite(val_loss):
+                outcome.status, outcome.steps_to_result = INFEASIBLE, math.nan
+            elif target.met(metric) and outcome.status != REACHED:
+                outcome.status, outcome.steps_to_result = REACHED, float(step)
+            if outcome.status != INFEASIBLE and math.isfinite(metric) and not (
+                math.isfinite(outcome.best_metric) and not _better(metric, outcome.best_metric, target)
+            ):
+                outcome.best_metric, outcome.best_step = metric, step
+            if outcome.status == INFEASIBLE or step >= budget or (stop_at_target and outcome.status == REACHED):
+                return outcome
+            losses = []
+            for _ in range(min(eval_every, budget - step)):
+                loss, still_alive = train_step(tf.constant(step, tf.int32))
+                alive = bool(still_alive.numpy())
+                losses.append(float(loss.numpy()[0]))
+                step += 1
+                if not alive:
+                    break
+            train_loss = float(np.mean(losses))
+
+
+def _better(value: float, best: float, target: Target) -> bool:
+    return value < best if target.direction == "minimize" else value > best
