@@ -14,6 +14,7 @@ include: "rules/tune.smk"
 include: "rules/aggregate.smk"
 include: "rules/fit.smk"
 include: "rules/figures.smk"
+include: "rules/noise_scale.smk"
 
 
 rule all:
@@ -21,3 +22,5 @@ rule all:
     input:
         rules.figures.input,
         fits=f"{RESULTS}/fits.csv",
+        noise_scale=rules.plot_noise_scale.output.png,
+        noise_scale_summary=rules.noise_scale_table.output.summary,
