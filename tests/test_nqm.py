@@ -117,3 +117,42 @@ def test_trial_runner_reports_at_evaluation_steps_only():
     (outcome,) = run_trials({"dimension": 100, "spectrum_exponent": 1.0}, "sgd", 16, [_trial(0, 0.5, eval_every=7)], Target("cross_entropy", TARGET))
     assert outcome.steps_to_result == 7 * math.ceil(exact / 7)
     assert all(row["step"] % 7 == 0 for row in outcome.curve)
+
+
+def _nqm_config(**nqm):
+    return {
+        "study": "t",
+        "search_spaces": {"sgd": {"learning_rate": {"min": 0.01, "max": 1.0, "scale": "log"}}},
+        "workloads": {
+            "q": {"dataset": {"name": "nqm"}, "nqm": {"target_loss": 0.1, **nqm}, "step_budget": 100, "batch_sizes": [1, 2], "optimizers": ["sgd"]}
+        },
+    }
+
+
+def test_nqm_config_derives_target_and_model_and_revalidates():
+    from batch_science.config import validate_config
+
+    config = validate_config(_nqm_config())
+    workload = config["workloads"]["q"]
+    assert workload["target"] == {"metric": "cross_entropy", "value": 0.1, "direction": "minimize"}
+    assert workload["nqm"] == {"dimension": 1000, "spectrum_exponent": 1.0, "target_loss": 0.1}
+    assert validate_config(config) == config  # the tune script validates the validated config again
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        (lambda c: c["workloads"]["q"]["nqm"].update(target_loss=50.0), "workloads.q.nqm.target_loss"),
+        (lambda c: c["workloads"]["q"].update(target={"metric": "error", "value": 0.1}), "workloads.q.target"),
+        (lambda c: c["workloads"]["q"].pop("nqm"), "workloads.q"),
+        (lambda c: c["workloads"]["q"]["dataset"].update(name="mnist1d"), "workloads.q"),
+    ],
+)
+def test_bad_nqm_config_names_the_key(change, key):
+    from batch_science.config import ConfigError, validate_config
+
+    config = _nqm_config()
+    change(config)
+    with pytest.raises(ConfigError, match=rf"config key {key}\b") as error:
+        validate_config(config)
+    assert "\n" not in str(error.value)
