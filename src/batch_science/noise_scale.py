@@ -247,17 +247,18 @@ def noise_scale_figure(curves: pd.DataFrame, comparison: pd.DataFrame, path) -> 
             if row.get("b_simple_reached_target"):
                 ax.axvline(row["b_simple_step"] / curve["step"].max(), color="0.5", ls=":", lw=1)
         ax.set_yscale("log", base=2)
-        ax.set_xlabel("training progress (fraction of the noise-scale run; dotted: target reached)")
+        ax.set_xlabel("fraction of the noise-scale run (dotted: target met)")
         ax.set_ylabel("batch size")
         ax.set_title(workload)
         ax.legend(fontsize=7)
     for column in range(len(workloads), axes.shape[1]):
         axes[0][column].set_visible(False)
     ax = axes[1][0]
+    markers = dict(zip(workloads, "osD^vP*X"))  # colour: optimizer, marker: workload
     for _, row in comparison.iterrows():
         color = OPTIMIZER_COLORS.get(row["optimizer"])
         error = [[max(row["b_crit"] - row["b_crit_lo"], 0)], [max(row["b_crit_hi"] - row["b_crit"], 0)]]
-        ax.errorbar(row["b_simple"], row["b_crit"], yerr=error, fmt="o", color=color, capsize=3,
+        ax.errorbar(row["b_simple"], row["b_crit"], yerr=error, fmt=markers.get(row["workload"], "o"), color=color, capsize=3,
                     label=f"{row['workload']}, {OPTIMIZER_LABELS.get(row['optimizer'], row['optimizer'])}")
     values = comparison[["b_simple", "b_crit"]].to_numpy(float)
     values = values[np.isfinite(values) & (values > 0)]
@@ -267,7 +268,7 @@ def noise_scale_figure(curves: pd.DataFrame, comparison: pd.DataFrame, path) -> 
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
     ax.set_xlabel("predicted B_simple (at the target)")
-    ax.set_ylabel(f"fitted B_crit ({comparison['b_crit'].size and 'interval: bootstrap'})")
+    ax.set_ylabel("fitted B_crit (bars: bootstrap interval)")
     ax.legend(fontsize=7)
     for column in range(1, axes.shape[1]):
         axes[1][column].set_visible(False)
