@@ -156,3 +156,36 @@ def test_bad_nqm_config_names_the_key(change, key):
     with pytest.raises(ConfigError, match=rf"config key {key}\b") as error:
         validate_config(config)
     assert "\n" not in str(error.value)
+
+
+def test_nqm_study_goes_through_tune_aggregate_and_fit(tmp_path):
+    import pandas as pd
+
+    from batch_science.aggregate import aggregate_study
+    from batch_science.analysis.fit import fit_workloads
+    from batch_science.config import Study, studies, validate_config
+    from batch_science.tune import run_tune_job
+
+    config = _nqm_config(dimension=100)
+    config["workloads"]["q"].update(batch_sizes=[1, 2, 64], step_budget=3000, eval_every=1)
+    config.update(trials=24, trials_per_job=24)
+    config = validate_config(config)
+    trial_files, curve_files = [], []
+    for study in studies(config):
+        trial_files.append(tmp_path / f"t{study.batch_size}.parquet")
+        curve_files.append(tmp_path / f"c{study.batch_size}.parquet")
+        run_tune_job(config, study, 0, trial_files[-1], curve_files[-1], tmp_path / f"partial{study.batch_size}")
+    out = {name: tmp_path / f"{name}.{ext}" for name, ext in (("trials", "parquet"), ("curves", "parquet"), ("steps", "csv"))}
+    aggregate_study(trial_files, curve_files, **out)
+    trials, steps = pd.read_parquet(out["trials"]), pd.read_csv(out["steps"]).set_index("batch_size")
+    assert {"learning_rate", "momentum", "effective_learning_rate", "status", "steps_to_result", "target_metric", "dataset"} <= set(trials)
+    assert set(trials["status"]) <= {"reached", "not_reached", "infeasible"} and (trials["status"] == "reached").any()
+    assert 0.4 < steps.loc[2, "steps_to_result"] / steps.loc[1, "steps_to_result"] < 0.65
+    assert steps.loc[64, "steps_to_result"] < steps.loc[2, "steps_to_result"] / 4
+    fits, _ = fit_workloads(trials, n_bootstrap=5)
+    assert fits["b_crit"].iloc[0] > 0
+
+    # A rerun reuses every finished trial from the partial folder and writes the same table.
+    before = pd.read_parquet(trial_files[0])
+    run_tune_job(config, Study("q", "sgd", 1), 0, trial_files[0], curve_files[0], tmp_path / "partial1")
+    pd.testing.assert_frame_equal(pd.read_parquet(trial_files[0]), before)
