@@ -59,3 +59,34 @@ def test_comparison_puts_prediction_beside_fit_per_optimizer():
     assert list(comparison["b_simple_in_interval"]) == [True, False]
     text = summary(comparison)
     assert "w, momentum: predicted B_simple = 40" in text and "0.25x" in text and "2.0 doublings" in text
+
+
+@pytest.mark.slow
+def test_one_backward_pass_gives_each_chunk_gradient_and_the_big_batch_gradient():
+    import tensorflow as tf
+
+    from batch_science.models import Mlp
+    from batch_science.noise_scale import make_train_step
+
+    model, chunks, small = Mlp(hidden=(8,)), 4, 3
+    rng = np.random.default_rng(0)
+    weights = [tf.constant(w[None], tf.float32) for w in model.init(0, (5,), 3)]
+    x = rng.standard_normal((chunks, small, 5)).astype(np.float32)
+    y = rng.integers(0, 3, (chunks, small)).astype(np.int32)
+
+    def gradient(xs, ys):  # an independent plain gradient of the mean loss over a batch
+        with tf.GradientTape() as tape:
+            tape.watch(weights)
+            logits = model.apply(weights, xs[None], shared=False)[0]
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(ys, logits))
+        return np.concatenate([g.numpy().ravel() for g in tape.gradient(loss, weights)])
+
+    step = make_train_step(model, chunks, "sgd", 0.1, 0.0)
+    new_weights, _, _, norm_sq_small, norm_sq_big = step(weights, [tf.zeros_like(w) for w in weights], x, y)
+    per_chunk = [gradient(x[i], y[i]) for i in range(chunks)]
+    big = gradient(x.reshape(-1, 5), y.ravel())
+    assert float(norm_sq_small) == pytest.approx(np.mean([g @ g for g in per_chunk]), rel=1e-4)
+    assert float(norm_sq_big) == pytest.approx(big @ big, rel=1e-4)
+    updated = np.concatenate([w.numpy().ravel() for w in new_weights])
+    before = np.concatenate([w.numpy().ravel() for w in weights])
+    np.testing.assert_allclose(updated, before - 0.1 * big, rtol=1e-4, atol=1e-6)

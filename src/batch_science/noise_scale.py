@@ -109,25 +109,9 @@ def measure(config: dict, workload: str, threads: int = 1) -> pd.DataFrame:
     return _measure_tf(workload, spec, settings, config["data_dir"], config["seed"], threads)
 
 
-def _measure_tf(workload: str, spec: dict, settings: dict, data_dir: str, seed: int, threads: int) -> pd.DataFrame:
+def make_train_step(model, chunks: int, optimizer: str, rate: float, momentum: float):
+    """Compiled step: update on the big batch x [chunks, small, ...]; return the squared norms too."""
     import tensorflow as tf
-
-    from batch_science import data
-    from batch_science.models import get_model
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    arrays = data.load(spec["dataset"], data_dir)
-    model = get_model(spec["model"])
-    small, big = settings["small_batch"], settings["big_batch"]
-    chunks = big // small
-    optimizer, rate, momentum = settings["optimizer"], settings["learning_rate"], settings["momentum"]
-    if optimizer == "sgd":
-        momentum = 0.0
-    weights = [tf.constant(w[None], tf.float32) for w in model.init(seed, arrays.x_train.shape[1:], arrays.num_classes)]
-    velocity = [tf.zeros_like(w) for w in weights]
-    x_validation = tf.constant(arrays.x_validation, tf.float32)
-    y_validation = tf.constant(arrays.y_validation, tf.int32)
 
     @tf.function(jit_compile=True)
     def train_step(weights, velocity, x, y):
@@ -148,6 +132,31 @@ def _measure_tf(workload: str, spec: dict, settings: dict, data_dir: str, seed: 
             new_weights.append(w - rate * direction)
             new_velocity.append(v_next)
         return new_weights, new_velocity, tf.reduce_mean(chunk_loss), norm_sq_small, norm_sq_big
+
+    return train_step
+
+
+def _measure_tf(workload: str, spec: dict, settings: dict, data_dir: str, seed: int, threads: int) -> pd.DataFrame:
+    import tensorflow as tf
+
+    from batch_science import data
+    from batch_science.models import get_model
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    arrays = data.load(spec["dataset"], data_dir)
+    model = get_model(spec["model"])
+    small, big = settings["small_batch"], settings["big_batch"]
+    chunks = big // small
+    optimizer, rate, momentum = settings["optimizer"], settings["learning_rate"], settings["momentum"]
+    if optimizer == "sgd":
+        momentum = 0.0
+    weights = [tf.constant(w[None], tf.float32) for w in model.init(seed, arrays.x_train.shape[1:], arrays.num_classes)]
+    velocity = [tf.zeros_like(w) for w in weights]
+    x_validation = tf.constant(arrays.x_validation, tf.float32)
+    y_validation = tf.constant(arrays.y_validation, tf.int32)
+
+    train_step = make_train_step(model, chunks, optimizer, rate, momentum)
 
     @tf.function(jit_compile=True)
     def evaluate(weights):
