@@ -41,6 +41,7 @@ def test_nqm_noise_scale_starts_at_closed_form_and_grows_as_the_gradient_shrinks
     h = Quadratic(50).curvature
     assert curve["b_simple"].iloc[0] == pytest.approx(h.sum() / (h**2).sum())  # E theta_0^2 = 1
     assert curve["b_simple"].iloc[-1] > 5 * curve["b_simple"].iloc[0]
+    assert curve["b_noise"].iloc[0] == pytest.approx((h**2).sum() / (h**3).sum())
     assert list(curve["step"]) == list(range(0, 201, 10))
 
 

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 CURVE_COLUMNS = [
     "workload", "step", "examples", "progress", "train_cross_entropy", "val_cross_entropy", "val_error",
-    "gradient_norm_sq", "trace_sigma", "b_simple",
+    "gradient_norm_sq", "trace_sigma", "b_simple", "b_noise",
 ]
 
 
@@ -71,6 +71,7 @@ def _curve(workload: str, settings: dict, steps, raw_small, raw_big, train_loss,
                 "train_cross_entropy": float(train_loss[i]), "val_cross_entropy": val_ce, "val_error": val_error,
                 "gradient_norm_sq": float(gradient[i]), "trace_sigma": float(trace[i]),
                 "b_simple": float(trace[i] / gradient[i]) if gradient[i] > 0 else math.nan,
+                "b_noise": math.nan,  # needs the Hessian; known only for the NQM
             }
         )
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
@@ -78,10 +79,12 @@ def _curve(workload: str, settings: dict, steps, raw_small, raw_big, train_loss,
 
 def measure_nqm(workload: str, spec: dict, settings: dict) -> pd.DataFrame:
     """The NQM's noise scale in closed form along its expected trajectory: tr(Sigma) = sum c_i,
-    E|G|^2 = sum h_i^2 E theta_i^2 (no sampling, so no smoothing is needed)."""
+    E|G|^2 = sum h_i^2 E theta_i^2 (no sampling, so no smoothing is needed). Also the
+    Hessian-weighted B_noise = tr(H Sigma) / G^T H G, which B_simple equals only for isotropic H."""
     from batch_science.nqm import MomentRecursion, quadratic_from_config
 
     quadratic = quadratic_from_config(spec)
+    h = quadratic.curvature
     recursion = MomentRecursion(quadratic, settings["optimizer"], settings["big_batch"], [settings["momentum"]])
     rows = []
     for step in range(settings["steps"] + 1):
@@ -94,6 +97,7 @@ def measure_nqm(workload: str, spec: dict, settings: dict) -> pd.DataFrame:
                     "workload": workload, "step": step, "examples": step * settings["big_batch"], "progress": step / settings["steps"],
                     "train_cross_entropy": loss, "val_cross_entropy": loss, "val_error": math.nan,
                     "gradient_norm_sq": gradient, "trace_sigma": trace, "b_simple": trace / gradient,
+                    "b_noise": float((h * quadratic.noise).sum() / (h**3 * recursion.theta2[0]).sum()),
                 }
             )
         recursion.step(np.array([settings["learning_rate"]]))
@@ -196,6 +200,9 @@ def at_target(curve: pd.DataFrame, target: dict) -> dict:
         "b_simple_step": int(row["step"]),
         "b_simple_reached_target": bool(len(hits)),
         "b_simple_median": float(curve["b_simple"].median()),
+        # The steps to the target are spent at every noise scale on the way, not only at the end.
+        "b_simple_mean_to_target": float(curve.loc[curve["step"] <= row["step"], "b_simple"].mean()),
+        "b_noise": float(row["b_noise"]) if "b_noise" in row else math.nan,
     }
 
 
