@@ -5,7 +5,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The default study, unless --configfile names another (Snakemake would merge the two).
+if not config:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
@@ -18,6 +21,7 @@ include: "rules/aggregate.smk"
 include: "rules/fit.smk"
 include: "rules/figures.smk"
 include: "rules/report.smk"
+include: "rules/noise_scale.smk"
 
 
 rule all:
@@ -26,3 +30,5 @@ rule all:
         rules.figures.input,
         analysis_outputs.report_files(RESULTS),
         fits=f"{RESULTS}/fits.csv",
+        noise_scale=rules.plot_noise_scale.output.png,
+        noise_scale_summary=rules.noise_scale_table.output.summary,

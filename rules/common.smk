@@ -38,6 +38,8 @@ def study_tables(kind):
 
 def prepared_dataset(wildcards):
     name = config["workloads"][wildcards.workload]["dataset"]["name"]
+    if name == "nqm":  # the noisy quadratic model has no data to prepare
+        return []
     return f"{config['data_dir']}/{name}.prepared"
 
 
@@ -51,3 +53,8 @@ def metaparameter_figures():
         for w, workload in config["workloads"].items()
         for o in workload["optimizers"]
     ]
+
+
+def noise_scale_runs():
+    """One noise-scale run per workload."""
+    return [f"{RESULTS}/noise_scale/{w}.csv" for w in config["workloads"]]

@@ -72,8 +72,31 @@ def validate_config(config: dict) -> dict:
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
         raise ConfigError(f"config key {_key_path(error)}: {_short_message(error)}")
+    _derive_nqm_workloads(config)
     _check_consistency(config)
     return config
+
+
+def _derive_nqm_workloads(config: dict) -> None:
+    """A noisy-quadratic workload's model and target follow from its nqm block (idempotent)."""
+    from batch_science.nqm import NQM_DATASET, quadratic_from_config
+
+    for name, workload in config["workloads"].items():
+        key = f"workloads.{name}"
+        if workload["dataset"]["name"] != NQM_DATASET:
+            if "nqm" in workload:
+                raise ConfigError(f"config key {key}.nqm: only for dataset nqm, not '{workload['dataset']['name']}'")
+            continue
+        spec = workload["nqm"]
+        initial_loss = quadratic_from_config(spec).initial_loss
+        if spec["target_loss"] >= initial_loss:
+            raise ConfigError(f"config key {key}.nqm.target_loss: {spec['target_loss']} is not below the initial loss {initial_loss:.4g}")
+        # The analysis compares the cross-entropy columns; the NQM writes its expected loss there.
+        target = {"metric": "cross_entropy", "value": float(spec["target_loss"]), "direction": "minimize"}
+        if workload.setdefault("target", target) != target:
+            raise ConfigError(f"config key {key}.target: set by nqm.target_loss for dataset nqm; leave it out")
+        if workload.setdefault("model", {"name": NQM_DATASET}) != {"name": NQM_DATASET}:
+            raise ConfigError(f"config key {key}.model: dataset nqm has no model; leave it out")
 
 
 def _check_consistency(config: dict) -> None:
@@ -86,7 +109,7 @@ def _check_consistency(config: dict) -> None:
         for optimizer in workload["optimizers"]:
             if optimizer not in spaces:
                 raise ConfigError(f"config key {key}.optimizers: no search_spaces.{optimizer} for optimizer '{optimizer}'")
-        if workload["model"]["name"] not in MODELS:
+        if workload["model"]["name"] not in MODELS and workload["dataset"]["name"] != "nqm":
             raise ConfigError(
                 f"config key {key}.model.name: unknown model '{workload['model']['name']}' (known: {', '.join(sorted(MODELS))})"
             )

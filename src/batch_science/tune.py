@@ -30,7 +30,7 @@ CURVE_KEYS = ["workload", "optimizer", "batch_size", "trial_id"]
 def _fingerprint(config: dict, study: Study, trial: dict) -> str:
     """Everything a trial's result depends on: a partial result is reused only if it matches."""
     workload = config["workloads"][study.workload]
-    keys = {k: workload[k] for k in ("dataset", "model", "target", "eval_every")}
+    keys = {k: workload[k] for k in ("dataset", "model", "target", "eval_every", "nqm") if k in workload}
     engine = {k: config[k] for k in ("precision", "divergence_factor", "stop_at_target", "data_dir")}
     return json.dumps({"study": study.path, "trial": trial, "workload": keys, "engine": engine}, sort_keys=True)
 
@@ -121,6 +121,25 @@ def configure_tensorflow(threads: int) -> None:
         log.info("TensorFlow already initialised in this process: keeping its thread settings")
 
 
+def _run_nqm_trials(config: dict, study: Study, todo: list[dict], base: dict, partial_dir: str, finished: dict) -> None:
+    """The noisy quadratic model: each trial's expected loss by exact recursion, no TensorFlow."""
+    from batch_science.engine import Target
+    from batch_science.nqm import run_trials
+
+    workload = config["workloads"][study.workload]
+
+    def save(outcome) -> None:
+        record, curve = _outcome_tables(base, outcome)
+        meta = {"fingerprint": _fingerprint(config, study, outcome.trial), "record": json.dumps(record)}
+        write_parquet(curve, partial_path(partial_dir, record["trial_id"]), meta)
+        finished[record["trial_id"]] = (record, curve)
+
+    run_trials(
+        workload["nqm"], study.optimizer, study.batch_size, todo, Target(**workload["target"]),
+        divergence_factor=config["divergence_factor"], stop_at_target=config["stop_at_target"], on_finish=save,
+    )
+
+
 def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves_out: str, partial_dir: str, threads: int = 1) -> None:
     started = time.monotonic()
     base = study_record(config, study)
@@ -140,7 +159,9 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
     todo = [t for t in trials if t["trial_id"] not in finished]
     log.info("%s: %d trials, %d already finished, %d to train", label, len(trials), len(finished), len(todo))
 
-    if todo:
+    if todo and config["workloads"][study.workload]["dataset"]["name"] == "nqm":
+        _run_nqm_trials(config, study, todo, base, partial_dir, finished)
+    elif todo:
         configure_tensorflow(threads)
         from batch_science import data
         from batch_science.engine import Engine, Progress, Target

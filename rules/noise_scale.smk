@@ -1,0 +1,55 @@
+rule noise_scale:
+    """One training run per workload measuring B_simple = tr(Sigma) / |G|^2 against training progress."""
+    input:
+        prepared_dataset,
+    output:
+        f"{RESULTS}/noise_scale/{{workload}}.csv",
+    log:
+        f"logs/noise_scale/{config['study']}/{{workload}}.log",
+    benchmark:
+        f"benchmarks/noise_scale/{config['study']}/{{workload}}.tsv"
+    threads: 1
+    resources:
+        gpu=0,
+    conda:
+        "../envs/study.yaml"
+    script:
+        "../workflow/scripts/noise_scale.py"
+
+
+rule noise_scale_table:
+    """All noise-scale curves in one table; predicted B_simple beside fitted B_crit per workload and optimizer."""
+    input:
+        runs=noise_scale_runs(),
+        fits=f"{RESULTS}/fits.csv",
+    output:
+        curves=f"{RESULTS}/noise_scale.csv",
+        comparison=f"{RESULTS}/noise_scale_vs_b_crit.csv",
+        summary=f"{RESULTS}/noise_scale_summary.md",
+    log:
+        f"logs/noise_scale_table/{config['study']}.log",
+    conda:
+        "../envs/study.yaml"
+    script:
+        "../workflow/scripts/noise_scale_table.py"
+
+
+rule plot_noise_scale:
+    """B_simple vs training progress with the fitted B_crit bands; prediction vs measurement."""
+    input:
+        curves=f"{RESULTS}/noise_scale.csv",
+        comparison=f"{RESULTS}/noise_scale_vs_b_crit.csv",
+    output:
+        png=f"{RESULTS}/figures/noise_scale.png",
+        pdf=f"{RESULTS}/figures/noise_scale.pdf",
+    log:
+        f"logs/plot_noise_scale/{config['study']}.log",
+    conda:
+        "../envs/study.yaml"
+    script:
+        "../workflow/scripts/noise_scale_plot.py"
+
+
+localrules:
+    noise_scale_table,
+    plot_noise_scale,
