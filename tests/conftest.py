@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,18 @@ def run_snakemake(workdir: Path, *args, check=True, timeout=900):
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
+
+
+def wait_for(condition, what: str, process: subprocess.Popen, timeout: float = 600):
+    """Poll `condition` until it is truthy; fail naming `what` if the run ends or hangs first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if process.poll() is not None:
+            out, err = process.communicate()
+            raise AssertionError(f"snakemake ended (rc {process.returncode}) before {what}:\n{(out or '')[-3000:]}\n{(err or '')[-2000:]}")
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"no {what} after {timeout}s")

@@ -8,7 +8,6 @@ rest, and the final tables must equal those of an uninterrupted run.
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +15,7 @@ import pytest
 import yaml
 
 from batch_science.tune import partial_path
-from conftest import REPO, SNAKEMAKE, TINY_CONFIG, run_snakemake
+from conftest import REPO, SNAKEMAKE, TINY_CONFIG, run_snakemake, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -72,21 +71,6 @@ def tune_process(snakemake_pid: int) -> int | None:
         if "python" in os.path.basename(argv[0].decode()) and any(a.endswith(b".tune.py") for a in argv):
             return pid
     return None
-
-
-def wait_for(condition, what: str, process: subprocess.Popen, timeout: float = 600):
-    """Poll `condition` until it is truthy; fail naming `what` if the run ends or hangs first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if process.poll() is not None:
-            out, err = process.communicate()
-            raise AssertionError(f"snakemake ended (rc {process.returncode}) before {what}:\n{out[-2000:]}\n{err[-2000:]}")
-        time.sleep(0.05)
-    process.kill()
-    raise AssertionError(f"no {what} after {timeout}s")
 
 
 def run_and_kill_after_trial(workdir: Path, config_path: Path, trial_id: int, signum: int) -> subprocess.CompletedProcess:

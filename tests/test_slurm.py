@@ -11,7 +11,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 import yaml
 
 from batch_science.tune import partial_path
-from conftest import REPO, SNAKEMAKE, TINY_CONFIG, run_snakemake
+from conftest import REPO, SNAKEMAKE, TINY_CONFIG, run_snakemake, wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -117,19 +116,6 @@ def slurm_snakemake(cluster, workdir, study_config, *args):
     return subprocess.Popen(command, cwd=REPO, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def wait_for(condition, what: str, process: subprocess.Popen, timeout: float = 900):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if process.poll() is not None:
-            raise AssertionError(f"snakemake ended (rc {process.returncode}) before {what}:\n{process.stdout.read()[-3000:]}")
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"no {what} after {timeout}s")
-
-
 def finish(process: subprocess.Popen, timeout: float = 900) -> str:
     try:
         output, _ = process.communicate(timeout=timeout)
@@ -163,8 +149,8 @@ def slurm_run(cluster, local_run, study_config, tmp_path_factory):
 
     # Job id first, then scancel the moment its first trial is on disk: the window for the second
     # trial to finish too is only scancel's own latency.
-    job_id = wait_for(running_job, "the running tune job in squeue", process)
-    wait_for(partial_path(partial_dir, 0).exists, "the first finished trial", process)
+    job_id = wait_for(running_job, "the running tune job in squeue", process, timeout=900)
+    wait_for(partial_path(partial_dir, 0).exists, "the first finished trial", process, timeout=900)
     cluster.run("scancel", job_id)
     # The study's other shard writes into the same folder: only this job's trials (0 and 1) count.
     mine = [partial_path(partial_dir, trial_id) for trial_id in (0, 1)]
