@@ -30,5 +30,4 @@ rule all:
         rules.figures.input,
         analysis_outputs.report_files(RESULTS),
         fits=f"{RESULTS}/fits.csv",
-        noise_scale=rules.plot_noise_scale.output.png,
-        noise_scale_summary=rules.noise_scale_table.output.summary,
+        noise_scale=noise_scale_outputs(),

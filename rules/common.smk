@@ -55,6 +55,13 @@ def metaparameter_figures():
     ]
 
 
+def noise_scale_outputs():
+    """The noise-scale figure and summary, unless the config turns the measurement off."""
+    if not config["noise_scale"]["enabled"]:
+        return []
+    return [f"{RESULTS}/figures/noise_scale.png", f"{RESULTS}/noise_scale_summary.md"]
+
+
 def noise_scale_runs():
     """One noise-scale run per workload."""
     return [f"{RESULTS}/noise_scale/{w}.csv" for w in config["workloads"]]

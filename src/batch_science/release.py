@@ -609,6 +609,7 @@ def import_release(release_dir, study_name: str, results_dir="results", targets=
                 trial_files.append(out / "trials" / path)
                 curve_files.append(out / "curves" / path)
     aggregate_study(trial_files, curve_files, out / "trials.parquet", out / "curves.parquet", out / "steps_to_result.csv")
+    config["noise_scale"] = {"enabled": False}  # no data to train on
     with open(out / "config.yaml", "w") as f:
         f.write(f"# Imported from {meta['source']} by python -m batch_science.release; tune never runs on it.\n")
         yaml.safe_dump(config, f, sort_keys=False)
