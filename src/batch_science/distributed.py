@@ -59,7 +59,7 @@ class DataParallelTrial:
 
         def replica_gradients(step):
             context = tf.distribute.get_replica_context()
-            index = _batch_indices(tf, hyper["seed"], step, engine.batch_size, n_examples)[0]
+            index = _batch_indices(tf, hyper["seed"], tf.reshape(step, [1]), engine.batch_size, n_examples)[0]
             start = context.replica_id_in_sync_group * per_replica
             mine = index[start : start + per_replica]
             x, y = tf.gather(engine.x_train, mine), tf.gather(engine.y_train, mine)
@@ -98,7 +98,10 @@ class DataParallelTrial:
     def run(self, trial: dict, target: Target, divergence_factor: float = 100.0, stop_at_target: bool = True) -> TrialOutcome:
         """Same contract as Engine.run for one trial: its outcome with the curve at every evaluation."""
         tf, engine = self.tf, self.engine
-        initial, _, _, hyper = engine._initial_state([trial])
+        # One trial: its weights with a trial axis of one, as the engine builds them from its seed.
+        initial = [tf.constant(w[None], engine.dtype) for w in engine.model.init(trial["seed"], engine.input_shape, engine.num_classes)]
+        hyper = {key: tf.constant([float(trial[key])], engine.dtype) for key in ("learning_rate", "momentum", "decay_steps", "end_factor", "label_smoothing")}
+        hyper["seed"] = tf.constant([trial["seed"]], tf.int64)
         with self.strategy.scope():
             weights = [tf.Variable(w) for w in initial]
             velocity = [tf.Variable(tf.zeros_like(w)) for w in initial]
