@@ -243,7 +243,7 @@ def test_pipeline_aggregates_fits_and_plots_an_imported_release_without_training
 
     workdir = tmp_path / "work"
     out = release.import_release(release_dir, "paper_import", workdir / "results", targets={"mnist": Target("error", 0.06)})
-    rules = ["--allowed-rules", "aggregate", "fit", "plot_scaling", "plot_metaparameters", "figures", "all"]
+    rules = ["--allowed-rules", *release.ANALYSIS_RULES]
     result = run_snakemake(workdir, "--cores", "1", "--configfile", str(out / "config.yaml"), "--config", "bootstrap=10", *rules)
     log = result.stdout + result.stderr
     assert "rule fit" in log and "rule tune" not in log and "prepare_data" not in log

@@ -102,6 +102,12 @@ class ReleaseTables:
 
 # -- reading -------------------------------------------------------------------------------
 
+# The workflow's rules that read only tables: an imported study runs these and never trains.
+ANALYSIS_RULES = (
+    "aggregate", "fit", "plot_scaling", "plot_variants", "plot_learning_rate", "plot_metaparameters",
+    "plot_solution_quality", "tuning_budget", "plot_tuning_budget", "report_tables", "provenance", "summary", "figures", "all",
+)
+
 def _read_json(path: Path) -> dict:
     try:
         with open(path) as f:
@@ -646,7 +652,7 @@ def main(argv=None) -> int:
         if args.command == "import":
             out = import_release(args.release_dir, args.study, args.results, _targets_from_args(args.target), args.strict, args.first_complete, args.include)
             print(f"imported into {out}; aggregate, fit and figures with:\n  snakemake --configfile {out}/config.yaml "
-                  f"--allowed-rules aggregate fit plot_scaling plot_metaparameters figures all --cores 1")
+                  f"--allowed-rules {' '.join(ANALYSIS_RULES)} --cores 1")
         else:
             study_dir = Path(args.study_dir)
             for name in ("trials.parquet", "curves.parquet"):
