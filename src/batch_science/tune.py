@@ -121,19 +121,26 @@ def configure_tensorflow(threads: int) -> None:
         log.info("TensorFlow already initialised in this process: keeping its thread settings")
 
 
-def _run_nqm_trials(config: dict, study: Study, todo: list[dict], base: dict, partial_dir: str, finished: dict) -> None:
+def _trial_saver(config: dict, study: Study, base: dict, partial_dir: str, todo: list[dict], finished: dict):
+    """on_finish callback: write a finished trial durably to the partial folder and keep it."""
+    by_id = {t["trial_id"]: t for t in todo}
+
+    def save(outcome) -> None:
+        record, curve = _outcome_tables(base, outcome)
+        # Fingerprint the trial as it was asked for, so a rerun recognises it.
+        meta = {"fingerprint": _fingerprint(config, study, by_id[record["trial_id"]]), "record": json.dumps(record)}
+        write_parquet(curve, partial_path(partial_dir, record["trial_id"]), meta)
+        finished[record["trial_id"]] = (record, curve)
+
+    return save
+
+
+def _run_nqm_trials(config: dict, study: Study, todo: list[dict], save) -> None:
     """The noisy quadratic model: each trial's expected loss by exact recursion, no TensorFlow."""
     from batch_science.engine import Target
     from batch_science.nqm import run_trials
 
     workload = config["workloads"][study.workload]
-
-    def save(outcome) -> None:
-        record, curve = _outcome_tables(base, outcome)
-        meta = {"fingerprint": _fingerprint(config, study, outcome.trial), "record": json.dumps(record)}
-        write_parquet(curve, partial_path(partial_dir, record["trial_id"]), meta)
-        finished[record["trial_id"]] = (record, curve)
-
     run_trials(
         workload["nqm"], study.optimizer, study.batch_size, todo, Target(**workload["target"]),
         divergence_factor=config["divergence_factor"], stop_at_target=config["stop_at_target"], on_finish=save,
@@ -159,8 +166,9 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
     todo = [t for t in trials if t["trial_id"] not in finished]
     log.info("%s: %d trials, %d already finished, %d to train", label, len(trials), len(finished), len(todo))
 
+    save = _trial_saver(config, study, base, partial_dir, todo, finished)
     if todo and config["workloads"][study.workload]["dataset"]["name"] == "nqm":
-        _run_nqm_trials(config, study, todo, base, partial_dir, finished)
+        _run_nqm_trials(config, study, todo, save)
     elif todo:
         configure_tensorflow(threads)
         from batch_science import data
@@ -170,15 +178,6 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
         workload = config["workloads"][study.workload]
         arrays = data.load(workload["dataset"], config["data_dir"])
         engine = Engine(get_model(workload["model"]), arrays, study.optimizer, study.batch_size, config["precision"])
-        by_id = {t["trial_id"]: t for t in todo}
-
-        def save(outcome) -> None:
-            record, curve = _outcome_tables(base, outcome)
-            trial = by_id[record["trial_id"]]
-            meta = {"fingerprint": _fingerprint(config, study, trial), "record": json.dumps(record)}
-            write_parquet(curve, partial_path(partial_dir, record["trial_id"]), meta)
-            finished[record["trial_id"]] = (record, curve)
-
         budget = todo[0]["step_budget"]
         progress = Progress(label, len(todo), len(todo) * budget)
         log.info("%s: data and graph ready after %.1fs", label, time.monotonic() - started)
