@@ -45,6 +45,13 @@ AUTO_GROUP_BYTES = 2**30
 # results, the same from run to run.
 SHRINK_WORTH_FLOPS = 5e10
 HASH_MULTIPLIERS = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D)
+# A compiled call trains and evaluates several intervals when one interval is little work (large
+# batches evaluate every few steps): each call costs milliseconds of dispatch and host work, so a
+# call should hold at least this many training FLOPs (tens of milliseconds on a CPU). A FLOP count,
+# not a clock, so the calls, and so the float32 results, are the same from run to run.
+CALL_FLOPS = 2**31
+# Evaluations one call can hold (the static size of its per-interval metric buffers).
+MAX_INTERVALS_PER_CALL = 16
 
 
 @dataclass
@@ -130,7 +137,7 @@ class Engine:
         self.x_validation = tf.constant(arrays.x_validation, self.dtype)
         self.y_validation = tf.constant(arrays.y_validation, tf.int32)
         self.eval_batch_size = eval_batch_size
-        self.interval = tf.function(self._interval, jit_compile=True)
+        self.intervals = tf.function(self._intervals, jit_compile=True)
         self.evaluate = tf.function(self._evaluate, jit_compile=True)
         self.max_trials_per_graph = getattr(model, "max_trials_per_graph", None)
         # Filled by run(): where the wall time went, for the benchmark and the job log.
@@ -146,59 +153,86 @@ class Engine:
         smoothing = label_smoothing[:, None]
         return tf.reduce_mean((1 - smoothing) * true_class + smoothing * uniform, axis=-1)  # [trials]
 
-    def _interval(self, weights, velocity, alive, loss_limit, hyper, steps, n_steps, fresh):
-        """One evaluation interval of every slot, then its validation metrics.
+    def _intervals(self, weights, velocity, alive, loss_limit, hyper, steps, fresh, done, stop, n_intervals):
+        """Up to `n_intervals` evaluation intervals of every slot, each closed by its validation metrics.
 
-        Slot r trains n_steps[r] steps from steps[r]; a slot stops changing once done or diverged.
-        Slots flagged `fresh` hold a trial that has not started: they train no step in this call
-        (n_steps 0), so the closing evaluation is their step-0 point, and it sets their divergence
-        limit. That costs a new trial one interval of its slot, instead of an extra evaluation of
-        every slot whenever one is refilled.
+        Slot r trains min(eval_every, budget - step) steps per interval from steps[r], then every
+        slot is evaluated. A slot is `done` once it diverged, met the target (when `stop` holds) or
+        spent its budget, decided here exactly as the host's bookkeeping decides it (metric and
+        goal compared in float64); from then on it neither trains nor records, and the call ends
+        early once every slot is done. Slots flagged `fresh` hold a trial that has not started:
+        their first interval trains no step, so its evaluation is their step-0 point, and it sets
+        their divergence limit. That costs a new trial one interval of its slot, instead of an extra
+        evaluation of every slot whenever one is refilled.
+
+        Returns the new state and, per interval k < n_intervals and slot, whether it recorded an
+        evaluation and at which step, with its training loss and validation metrics.
         """
         tf = self.tf
-        n_examples = self.x_train.shape[0]
         n_slots = steps.shape[0]
         zeros = tf.zeros([n_slots], self.dtype)
         decay = tf.maximum(hyper["decay_steps"], 1.0)
+        n_examples = self.x_train.shape[0]
+        chance_ce = tf.constant(math.log(self.num_classes), self.dtype)
+        goal = tf.cast(hyper["goal"], tf.float64)
 
-        def step_fn(i, weights, velocity, alive, loss_sum, loss_count):
-            step = steps + i
-            active = alive & (i < n_steps)
-            progress = tf.minimum(tf.cast(step, self.dtype), decay) / decay
-            rate = hyper["learning_rate"] * tf.where(hyper["decay_steps"] > 0, 1 - (1 - hyper["end_factor"]) * progress, tf.ones_like(progress))
-            index = _batch_indices(tf, hyper["seed"], step, self.batch_size, n_examples)
-            x, y = tf.gather(self.x_train, index), tf.gather(self.y_train, index)
-            with tf.GradientTape() as tape:
-                tape.watch(weights)
-                loss = self._loss(self.model.apply(weights, x, shared=False), y, hyper["label_smoothing"])
-                total = tf.reduce_sum(tf.where(active, loss, tf.zeros_like(loss)))
-            grads = tape.gradient(total, weights)
-            alive = alive & tf.where(active, tf.math.is_finite(loss) & (loss < loss_limit), True)
-            keep = active & alive
-            new_weights, new_velocity = [], []
-            for w, v, g in zip(weights, velocity, grads):
-                lr, m, k = (_per_trial(tf, t, w) for t in (rate, hyper["momentum"], keep))
-                if self.optimizer == "sgd":
-                    v_next, w_next = v, w - lr * g
-                else:
-                    v_next = m * v + g
-                    direction = g + m * v_next if self.optimizer == "nesterov" else v_next
-                    w_next = w - lr * direction
-                new_weights.append(tf.where(k, w_next, w))
-                new_velocity.append(tf.where(k, v_next, v))
-            loss_sum = loss_sum + tf.where(keep, loss, tf.zeros_like(loss))
-            loss_count = loss_count + tf.cast(keep, self.dtype)
-            return i + 1, new_weights, new_velocity, alive, loss_sum, loss_count
+        def interval_fn(k, weights, velocity, alive, loss_limit, steps, fresh, done, records, record_steps):
+            n_steps = tf.where(done | fresh, 0, tf.minimum(hyper["eval_every"], hyper["budget"] - steps))
 
-        _, weights, velocity, alive, loss_sum, loss_count = tf.while_loop(
-            lambda i, *_: i < tf.reduce_max(n_steps), step_fn, [tf.constant(0), weights, velocity, alive, zeros, zeros]
+            def step_fn(i, weights, velocity, alive, loss_sum, loss_count):
+                step = steps + i
+                active = alive & (i < n_steps)
+                progress = tf.minimum(tf.cast(step, self.dtype), decay) / decay
+                rate = hyper["learning_rate"] * tf.where(hyper["decay_steps"] > 0, 1 - (1 - hyper["end_factor"]) * progress, tf.ones_like(progress))
+                index = _batch_indices(tf, hyper["seed"], step, self.batch_size, n_examples)
+                x, y = tf.gather(self.x_train, index), tf.gather(self.y_train, index)
+                with tf.GradientTape() as tape:
+                    tape.watch(weights)
+                    loss = self._loss(self.model.apply(weights, x, shared=False), y, hyper["label_smoothing"])
+                    total = tf.reduce_sum(tf.where(active, loss, tf.zeros_like(loss)))
+                grads = tape.gradient(total, weights)
+                alive = alive & tf.where(active, tf.math.is_finite(loss) & (loss < loss_limit), True)
+                keep = active & alive
+                new_weights, new_velocity = [], []
+                for w, v, g in zip(weights, velocity, grads):
+                    lr, m, kept = (_per_trial(tf, t, w) for t in (rate, hyper["momentum"], keep))
+                    if self.optimizer == "sgd":
+                        v_next, w_next = v, w - lr * g
+                    else:
+                        v_next = m * v + g
+                        direction = g + m * v_next if self.optimizer == "nesterov" else v_next
+                        w_next = w - lr * direction
+                    new_weights.append(tf.where(kept, w_next, w))
+                    new_velocity.append(tf.where(kept, v_next, v))
+                loss_sum = loss_sum + tf.where(keep, loss, tf.zeros_like(loss))
+                loss_count = loss_count + tf.cast(keep, self.dtype)
+                return i + 1, new_weights, new_velocity, alive, loss_sum, loss_count
+
+            _, weights, velocity, alive, loss_sum, loss_count = tf.while_loop(
+                lambda i, *_: i < tf.reduce_max(n_steps), step_fn, [tf.constant(0), weights, velocity, alive, zeros, zeros]
+            )
+            steps = steps + n_steps
+            val_ce, val_error = self._evaluate(weights)
+            loss_limit = tf.where(fresh, hyper["divergence_factor"] * tf.maximum(val_ce, chance_ce), loss_limit)
+            alive = alive & tf.where(fresh, tf.math.is_finite(val_ce), True)
+            recorded = ~done
+            metric = tf.cast(tf.where(hyper["metric_is_error"], val_error, val_ce), tf.float64)
+            met = tf.where(hyper["minimize"], metric < goal, metric > goal)
+            done = done | ~alive | ~tf.math.is_finite(val_ce) | (steps >= hyper["budget"]) | (stop & met)
+            metrics = tf.stack([loss_sum / tf.maximum(loss_count, 1.0), val_ce, val_error])
+            records = tf.tensor_scatter_nd_update(records, [[k]], metrics[None])
+            # Step of each recorded evaluation, -1 where a slot recorded none; alive as 0/1.
+            record_steps = tf.tensor_scatter_nd_update(record_steps, [[k]], tf.stack([tf.where(recorded, steps, -1), tf.cast(alive, tf.int32)])[None])
+            return k + 1, weights, velocity, alive, loss_limit, steps, tf.zeros_like(fresh), done, records, record_steps
+
+        records = tf.zeros([MAX_INTERVALS_PER_CALL, 3, n_slots], self.dtype)
+        record_steps = tf.fill([MAX_INTERVALS_PER_CALL, 2, n_slots], -1)
+        _, weights, velocity, alive, loss_limit, steps, _, done, records, record_steps = tf.while_loop(
+            lambda k, *state: (k < n_intervals) & ~tf.reduce_all(state[6]),
+            interval_fn,
+            [tf.constant(0), weights, velocity, alive, loss_limit, steps, fresh, done, records, record_steps],
         )
-        val_ce, val_error = self._evaluate(weights)
-        fresh_limit = hyper["divergence_factor"] * tf.maximum(val_ce, tf.constant(math.log(self.num_classes), self.dtype))
-        loss_limit = tf.where(fresh, fresh_limit, loss_limit)
-        alive = alive & tf.where(fresh, tf.math.is_finite(val_ce), True)
-        train_loss = loss_sum / tf.maximum(loss_count, 1.0)
-        return weights, velocity, alive, loss_limit, train_loss, val_ce, val_error
+        return weights, velocity, alive, loss_limit, records, record_steps
 
     def _evaluate(self, weights):
         """Validation cross-entropy and error of every trial, the validation set on the device."""
@@ -265,26 +299,31 @@ class _SlotRunner:
         self.loss_limit = tf.zeros([n_slots], engine.dtype)
         self.hyper = {key: np.zeros(n_slots) for key in HYPER_KEYS}
         self.hyper["seed"] = np.zeros(n_slots, np.int64)
+        self.hyper["eval_every"] = np.zeros(n_slots, np.int32)
+        self.hyper["budget"] = np.zeros(n_slots, np.int32)
         self.steps = np.zeros(n_slots, np.int64)
         self.slots: list[int | None] = [None] * n_slots  # slot -> position in trials
         self.fresh = np.zeros(n_slots, bool)
         self._refill()
         compiled_sizes = engine.compiled_sizes
+        # The goal, as the compiled call checks it to stop a slot (see Engine._intervals).
+        goal = {
+            "goal": tf.constant(self.target.value, tf.float64),
+            "metric_is_error": tf.constant(self.target.metric == "error"),
+            "minimize": tf.constant(self.target.direction == "minimize"),
+        }
         while any(s is not None for s in self.slots):
-            n_steps = np.array(
-                [0 if s is None or self.fresh[r] else min(self.trials[s]["eval_every"], self.trials[s]["step_budget"] - self.steps[r]) for r, s in enumerate(self.slots)],
-                np.int32,
-            )
-            hyper = {key: tf.constant(value, engine.dtype) for key, value in self.hyper.items() if key != "seed"}
-            hyper["seed"] = tf.constant(self.hyper["seed"], tf.int64)
+            hyper = {key: tf.constant(value, engine.dtype) for key, value in self.hyper.items() if key in HYPER_KEYS}
+            hyper.update({key: tf.constant(self.hyper[key]) for key in ("seed", "eval_every", "budget")})
+            hyper.update(goal)
             started = time.perf_counter()
-            results = engine.interval(
+            results = engine.intervals(
                 self.weights, self.velocity, self.alive, self.loss_limit, hyper,
-                tf.constant(self.steps, tf.int32), tf.constant(n_steps), tf.constant(self.fresh),
+                tf.constant(self.steps, tf.int32), tf.constant(self.fresh), tf.constant([s is None for s in self.slots]),
+                tf.constant(self.stop_at_target), tf.constant(self._intervals_per_call()),
             )
             self.weights, self.velocity, self.alive, self.loss_limit = results[:4]
-            train_loss, val_ce, val_error = (t.numpy() for t in results[4:])
-            alive = self.alive.numpy()
+            records, record_steps = results[4].numpy(), results[5].numpy()
             elapsed = time.perf_counter() - started
             first = len(self.slots) not in compiled_sizes
             compiled_sizes.add(len(self.slots))
@@ -292,24 +331,36 @@ class _SlotRunner:
             engine.stats["first_call_s" if first else "call_s"] += elapsed
             if first:
                 engine.stats["graph_sizes"].append(len(self.slots))
-            engine.stats["slot_steps"] += len(self.slots) * int(n_steps.max())
             host_started = time.perf_counter()
-            self._record(n_steps, alive, train_loss, val_ce, val_error)
+            self._record(records, record_steps)
             self._refill()
             if not self.pending:
                 self._maybe_shrink(compiled_sizes)
             engine.stats["host_s"] += time.perf_counter() - host_started
         return self.outcomes
 
-    def _record(self, n_steps, alive, train_loss, val_ce, val_error) -> None:
+    def _intervals_per_call(self) -> int:
+        """Enough evaluation intervals per compiled call for CALL_FLOPS of training (see there)."""
+        occupied = [s for s in self.slots if s is not None]
+        interval_flops = len(self.slots) * max(self.trials[s]["eval_every"] for s in occupied) * self.flops_per_trial_step
+        return int(max(1, min(MAX_INTERVALS_PER_CALL, CALL_FLOPS // max(1, interval_flops))))
+
+    def _record(self, records, record_steps) -> None:
+        """Observe each slot's evaluations of the call, in order; a finished trial's slot is freed."""
         trained = 0
-        for row, index in enumerate(self.slots):
-            if index is None:
-                continue
-            fresh, self.fresh[row] = self.fresh[row], False
-            self.steps[row] += n_steps[row]
-            trained += int(n_steps[row])
-            self._observe(row, index, int(self.steps[row]), math.nan if fresh else train_loss[row], val_ce[row], val_error[row], bool(alive[row]))
+        for k in range(MAX_INTERVALS_PER_CALL):
+            steps, alive = record_steps[k]
+            longest = 0
+            for row, index in enumerate(self.slots):
+                if index is None or steps[row] < 0:
+                    continue
+                fresh, self.fresh[row] = self.fresh[row], False
+                advanced = int(steps[row] - self.steps[row])
+                self.steps[row] = steps[row]
+                trained, longest = trained + advanced, max(longest, advanced)
+                train_loss, val_ce, val_error = records[k, :, row]
+                self._observe(row, index, int(steps[row]), math.nan if fresh else train_loss, val_ce, val_error, bool(alive[row]))
+            self.engine.stats["slot_steps"] += len(self.slots) * longest
         self.engine.stats["trial_steps"] += trained
         if self.progress:
             active = sum(s is not None for s in self.slots)
@@ -349,6 +400,7 @@ class _SlotRunner:
             for key in HYPER_KEYS:
                 self.hyper[key][row] = self.divergence_factor if key == "divergence_factor" else float(trial[key])
             self.hyper["seed"][row] = trial["seed"]
+            self.hyper["eval_every"][row], self.hyper["budget"][row] = trial["eval_every"], trial["step_budget"]
         per_trial = [engine.model.init(self.trials[self.slots[row]]["seed"], engine.input_shape, engine.num_classes) for row in rows]
         at = tf.constant(rows)[:, None]
         self.weights = [tf.tensor_scatter_nd_update(w, at, tf.constant(np.stack(new), engine.dtype)) for w, new in zip(self.weights, zip(*per_trial))]
