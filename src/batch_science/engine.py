@@ -193,17 +193,23 @@ class Engine:
                 grads = tape.gradient(total, weights)
                 alive = alive & tf.where(active, tf.math.is_finite(loss) & (loss < loss_limit), True)
                 keep = active & alive
+                # A slot that does not train this step keeps its state through its per-trial
+                # scalars, not a per-weight select: its gradient is zero (its loss is left out of
+                # `total`), a zero learning rate keeps its weights and a momentum of one its
+                # velocity. A diverged slot's weights may turn NaN; it is finished and never read.
+                rate = tf.where(keep, rate, tf.zeros_like(rate))
+                momentum = tf.where(keep, hyper["momentum"], tf.ones_like(rate))
                 new_weights, new_velocity = [], []
                 for w, v, g in zip(weights, velocity, grads):
-                    lr, m, kept = (_per_trial(tf, t, w) for t in (rate, hyper["momentum"], keep))
+                    lr, m = _per_trial(tf, rate, w), _per_trial(tf, momentum, w)
                     if self.optimizer == "sgd":
-                        v_next, w_next = v, w - lr * g
+                        new_velocity.append(v)
+                        new_weights.append(w - lr * g)
                     else:
                         v_next = m * v + g
                         direction = g + m * v_next if self.optimizer == "nesterov" else v_next
-                        w_next = w - lr * direction
-                    new_weights.append(tf.where(kept, w_next, w))
-                    new_velocity.append(tf.where(kept, v_next, v))
+                        new_velocity.append(v_next)
+                        new_weights.append(w - lr * direction)
                 loss_sum = loss_sum + tf.where(keep, loss, tf.zeros_like(loss))
                 loss_count = loss_count + tf.cast(keep, self.dtype)
                 return i + 1, new_weights, new_velocity, alive, loss_sum, loss_count
