@@ -192,6 +192,13 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
                     on_finish=save,
                     progress=progress,
                 )
+            stats = engine.stats
+            log.info(
+                "%s: engine: %d compiled calls, graph sizes %s, compilation and first calls %.1fs, training and evaluation %.1fs, "
+                "Python between calls %.1fs, slots busy %.0f%%",
+                label, stats["calls"], stats["graph_sizes"], stats["first_call_s"], stats["call_s"], stats["host_s"],
+                100 * stats["trial_steps"] / max(1, stats["slot_steps"]),
+            )
         except JobTerminated as stop:
             log.warning(
                 "%s: stopped by %s with %d of %d trials finished, kept in %s; a rerun trains only the other %d",
