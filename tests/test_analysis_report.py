@@ -142,6 +142,7 @@ def test_provenance_page_holds_config_hash_versions_and_run_times(tmp_path):
     assert facts["config hash"] == "0123abcd" and facts["tune jobs benchmarked"] == "1 of 2"
     assert facts["training wall time, all jobs"] in ("12 s", "13 s")  # 12.5 s, rounded
     assert facts["git revision (analysis)"] == "unknown"
+    assert facts["training hosts"] == "not recorded (2 trials)"
     assert "9.9" in page.read_text() and "&quot;study&quot;: &quot;s&quot;" in page.read_text()
 
 

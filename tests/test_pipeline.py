@@ -1,4 +1,6 @@
 """End to end: the tiny study through Snakemake, checking what the outputs say."""
+import platform
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -50,6 +52,9 @@ def test_tables_carry_provenance(tiny_results, tiny_config):
     meta = read_parquet_metadata(tiny_results / "results" / "tiny" / "trials.parquet")
     assert meta["config_hash"] == config_hash(tiny_config)
     assert "tensorflow" in meta["package_versions"] and meta["seed"] == "0"
+    trials = pd.read_parquet(tiny_results / "results" / "tiny" / "trials.parquet")
+    assert set(trials["training_host"]) == {platform.node()}
+    assert set(trials["training_device"]) == {"CPU: " + (platform.processor() or platform.machine())}
 
 
 def test_fits_and_figures(tiny_results):

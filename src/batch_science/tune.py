@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import platform
 import signal
 import time
 from pathlib import Path
@@ -110,6 +111,16 @@ def _outcome_tables(record_base: dict, outcome) -> tuple[dict, pd.DataFrame]:
     return record, curve
 
 
+def training_device() -> str:
+    """What TensorFlow trains on here: the GPU's name, else the CPU's."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return "GPU: " + tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
+    return "CPU: " + (platform.processor() or platform.machine())
+
+
 def configure_tensorflow(threads: int) -> None:
     import tensorflow as tf
 
@@ -149,7 +160,8 @@ def _run_nqm_trials(config: dict, study: Study, todo: list[dict], save) -> None:
 
 def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves_out: str, partial_dir: str, threads: int = 1) -> None:
     started = time.monotonic()
-    base = study_record(config, study)
+    # Where each trial ran is part of its provenance: results are reproducible on the same machine.
+    base = {**study_record(config, study), "training_host": platform.node(), "training_device": "CPU: exact NQM recursion"}
     trials = study_trials(config, study, shard_trials(config, shard))
     label = f"{study.path} shard {shard}"
     if "SLURM_JOB_ID" in os.environ:  # where the job ran, to match with squeue/sacct and the GPU it got
@@ -171,6 +183,7 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
         _run_nqm_trials(config, study, todo, save)
     elif todo:
         configure_tensorflow(threads)
+        base["training_device"] = training_device()
         from batch_science import data
         from batch_science.engine import Engine, Progress, Target
         from batch_science.models import get_model

@@ -158,6 +158,16 @@ def run_times(benchmark_files) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["job", "wall s", "cpu s", "max RSS MB"])
 
 
+def training_places(trials_path) -> list[tuple[str, str]]:
+    """Hosts and devices the trials trained on, with trial counts (not recorded by older results)."""
+    trials = pd.read_parquet(trials_path)
+    facts = []
+    for column, name in (("training_host", "training hosts"), ("training_device", "training devices")):
+        counts = trials[column].fillna("not recorded").value_counts() if column in trials else pd.Series({"not recorded": len(trials)})
+        facts.append((name, "; ".join(f"{place} ({count} trials)" for place, count in counts.items())))
+    return facts
+
+
 def write_provenance(trials_path, benchmark_files, path, repository: str) -> None:
     """The provenance page; `repository` is the workflow's folder, whose git revision is the analysis code's."""
     meta = study_metadata(trials_path)
@@ -165,6 +175,7 @@ def write_provenance(trials_path, benchmark_files, path, repository: str) -> Non
     facts = pd.DataFrame(
         [("config hash", meta["config_hash"]), ("seed", meta["seed"]), ("precision", meta["precision"]),
          ("git revision (analysis)", git_revision(repository)),
+         *training_places(trials_path),
          *((f"machine (analysis): {k}", v) for k, v in machine().items()),
          ("tune jobs benchmarked", f"{len(times)} of {len(list(benchmark_files))}"),
          ("training wall time, all jobs", f"{times['wall s'].sum():.0f} s"), ("training CPU time, all jobs", f"{times['cpu s'].sum():.0f} s")],
