@@ -40,7 +40,7 @@ rule plot_noise_scale:
         curves=f"{RESULTS}/noise_scale.csv",
         comparison=f"{RESULTS}/noise_scale_vs_b_crit.csv",
     output:
-        png=f"{RESULTS}/figures/noise_scale.png",
+        png=report(f"{RESULTS}/figures/noise_scale.png", caption="../workflow/report/noise_scale.rst", category="8. Gradient noise scale"),
         pdf=f"{RESULTS}/figures/noise_scale.pdf",
     log:
         f"logs/plot_noise_scale/{config['study']}.log",
