@@ -10,7 +10,9 @@ slice, and the all-reduced mean over replicas is the gradient of the whole batch
 the same curve and steps to result on N devices as on one, up to floating-point summation order.
 
 The multi-trial engine (engine.py) stays the fast path for the many small trials of a study; this
-module is for the few trials whose batch needs several accelerators.
+module is for the few trials whose batch needs several accelerators: tune jobs of studies from the
+config's data_parallel.min_batch_size on (tune.py; docs/cluster.md). Across nodes, srun starts
+one worker per node (run_across_nodes, `python -m batch_science.distributed JOB.json`).
 """
 from __future__ import annotations
 
