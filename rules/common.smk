@@ -65,3 +65,31 @@ def noise_scale_outputs():
 def noise_scale_runs():
     """One noise-scale run per workload."""
     return [f"{RESULTS}/noise_scale/{w}.csv" for w in config["workloads"]]
+
+
+def tune_data_parallel(wildcards):
+    """The config's data_parallel block if this tune job's study trains data-parallel, else None."""
+    study = study_config.Study(wildcards.workload, wildcards.optimizer, int(wildcards.batch_size))
+    return study_config.data_parallel_for(config, study)
+
+
+def tune_gpus(wildcards):
+    """GPUs of a tune job (sbatch --gpus): one, or every device of a single-node data-parallel study.
+
+    Across nodes the GPUs are asked per node instead (tune_gres)."""
+    spec = tune_data_parallel(wildcards)
+    if spec is None:
+        return 1
+    return spec["devices"] if spec["nodes"] == 1 else 0
+
+
+def tune_gres(wildcards):
+    """Across nodes: each node's GPUs (sbatch --gres=gpu:N, counted per node); else nothing."""
+    spec = tune_data_parallel(wildcards)
+    return f"gpu:{spec['devices']}" if spec and spec["nodes"] > 1 else ""
+
+
+def tune_nodes(wildcards):
+    """Nodes of a tune job (sbatch --nodes; one task per node, SLURM's default)."""
+    spec = tune_data_parallel(wildcards)
+    return spec["nodes"] if spec else 1

@@ -1,5 +1,5 @@
 rule tune:
-    """Train one shard of a study's trials (all in compiled graphs) and write its tables."""
+    """Train one shard of a study's trials (in compiled graphs, or data-parallel one at a time) and write its tables."""
     input:
         prepared_dataset,
     output:
@@ -15,7 +15,10 @@ rule tune:
     threads: 1
     resources:
         # Portable needs; a cluster's partition, account, GPU model and limits are in slurm/config.yaml.
-        gpu=1,
+        # One GPU; a data-parallel study (config data_parallel) asks for all its devices and nodes.
+        gpu=tune_gpus,
+        gres=tune_gres,
+        nodes=tune_nodes,
         # Minutes, doubled on each retry: a job stopped at its time limit comes back with more.
         runtime=lambda wildcards, attempt: 120 * 2 ** (attempt - 1),
         mem_mb=4000,

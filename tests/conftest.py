@@ -30,6 +30,13 @@ def mnist1d_data_dir(tmp_path_factory):
     return str(data_dir)
 
 
+@pytest.fixture(scope="session")
+def prepared_data_dir(mnist1d_data_dir):
+    """mnist1d_data_dir with the flag file that tells Snakemake's prepare_data it is done."""
+    Path(mnist1d_data_dir, "mnist1d.prepared").touch()
+    return mnist1d_data_dir
+
+
 def run_snakemake(workdir: Path, *args, check=True, timeout=900):
     """Run the repository's workflow with `workdir` as its working directory."""
     command = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]

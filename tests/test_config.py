@@ -32,6 +32,8 @@ def broken(edit):
         (lambda c: c["search_spaces"]["sgd"].__setitem__("learning_rate", {"min": 1, "max": 0.1, "scale": "log"}), "search_spaces.sgd.learning_rate"),
         (lambda c: c.__setitem__("trials", 0), "trials"),
         (lambda c: c.__setitem__("typo_key", 1), "<top level>"),
+        (lambda c: c.__setitem__("data_parallel", {"min_batch_size": 256, "devices": 3}), "data_parallel"),
+        (lambda c: c.__setitem__("data_parallel", {"min_batch_size": 64, "devices": 0}), "data_parallel.devices"),
     ],
 )
 def test_bad_config_names_the_key_in_one_line(edit, key):
@@ -86,3 +88,20 @@ def test_snakemake_stops_before_any_job_with_one_line(tmp_path):
     lines = [line for line in (result.stdout + result.stderr).splitlines() if "Config error" in line]
     assert lines == ["Config error: config key workloads.mnist1d_mlp.optimizers.2: 'adam' is not one of ['sgd', 'momentum', 'nesterov']"]
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    "nodes, large_batch_resources", [(1, ("gpu=2", "gres=", "nodes=1")), (2, ("gpu=0", "gres=gpu:2", "nodes=2"))]
+)
+def test_tune_jobs_ask_for_the_devices_and_nodes_of_data_parallel_studies(tmp_path, nodes, large_batch_resources):
+    """Batch size 256 over 2 GPUs (sbatch --gpus=2), or over 2 nodes x 2 GPUs (--nodes=2 --gres=gpu:2,
+    counted per node); batch size 32 keeps its one GPU."""
+    path = tmp_path / "data_parallel.yaml"
+    path.write_text(yaml.safe_dump({"data_parallel": {"min_batch_size": 256, "devices": 2, "nodes": nodes}}))
+    result = run_snakemake(tmp_path, "-n", "--configfile", str(TINY_CONFIG), str(path))
+    resources = {}
+    for job in result.stdout.split("rule tune:")[1:]:
+        batch_size = int(job.split("batch_size=")[1].split(",")[0])
+        line = job.split("resources: ")[1].splitlines()[0]
+        resources.setdefault(batch_size, set()).add(tuple(r for r in line.split(", ") if r.split("=")[0] in ("gpu", "gres", "nodes")))
+    assert resources == {32: {("gpu=1", "gres=", "nodes=1")}, 256: {large_batch_resources}}

@@ -98,13 +98,6 @@ def tune_log(workdir: Path) -> str:
     return (workdir / "logs" / "tune" / STUDY / KILLED_STUDY / "shard0.log").read_text()
 
 
-@pytest.fixture(scope="module")
-def prepared_data_dir(mnist1d_data_dir):
-    # The tfds data is prepared once per session; the flag file tells Snakemake it is done.
-    Path(mnist1d_data_dir, "mnist1d.prepared").touch()
-    return mnist1d_data_dir
-
-
 def test_killed_tune_job_keeps_finished_trials_and_reruns_only_the_rest(tmp_path, prepared_data_dir):
     config_path = write_study_config(tmp_path, prepared_data_dir)
     reference, interrupted = tmp_path / "uninterrupted", tmp_path / "interrupted"

@@ -121,6 +121,15 @@ def _check_consistency(config: dict) -> None:
                 missing = [b for b in workload["batch_sizes"] if str(b) not in spec]
                 if missing:
                     raise ConfigError(f"config key {key}.{steps_key}: no entry for batch sizes {missing}")
+    parallel = config["data_parallel"]
+    replicas = parallel["devices"] * parallel["nodes"]
+    for name, workload in config["workloads"].items():
+        for batch_size in workload["batch_sizes"]:
+            if data_parallel_for(config, Study(name, workload["optimizers"][0], batch_size)) and batch_size % replicas:
+                raise ConfigError(
+                    f"config key data_parallel: batch size {batch_size} of workload {name} does not split evenly "
+                    f"over {replicas} devices (devices x nodes)"
+                )
     for optimizer, space in spaces.items():
         key = f"search_spaces.{optimizer}"
         if optimizer in MOMENTUM_OPTIMIZERS and "momentum" not in space:
@@ -165,6 +174,16 @@ def steps_for(spec, batch_size: int) -> int:
         steps = max(math.ceil(spec["examples"] / batch_size), spec.get("min_steps", 1))
         return min(steps, spec["max_steps"]) if "max_steps" in spec else steps
     return int(spec[str(batch_size)])
+
+
+def data_parallel_for(config: dict, study: Study) -> dict | None:
+    """The data_parallel block if this study trains its trials data-parallel, else None (the engine)."""
+    spec = config["data_parallel"]
+    if spec["min_batch_size"] is None or study.batch_size < spec["min_batch_size"]:
+        return None
+    if config["workloads"][study.workload]["dataset"]["name"] == "nqm":  # computed exactly, no devices
+        return None
+    return spec
 
 
 def studies(config: dict) -> list[Study]:

@@ -10,15 +10,26 @@ slice, and the all-reduced mean over replicas is the gradient of the whole batch
 the same curve and steps to result on N devices as on one, up to floating-point summation order.
 
 The multi-trial engine (engine.py) stays the fast path for the many small trials of a study; this
-module is for the few trials whose batch needs several accelerators.
+module is for the few trials whose batch needs several accelerators: tune jobs of studies from the
+config's data_parallel.min_batch_size on (tune.py; docs/cluster.md). Across nodes, srun starts
+one worker per node (run_across_nodes, `python -m batch_science.distributed JOB.json`).
 """
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
 import math
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from batch_science.engine import INFEASIBLE, NOT_REACHED, REACHED, Engine, Target, TrialOutcome, _batch_indices
+from batch_science.engine import INFEASIBLE, NOT_REACHED, REACHED, Engine, Progress, Target, TrialOutcome, _batch_indices
 
 
 def use_logical_cpus(count: int) -> list[str]:
@@ -30,15 +41,58 @@ def use_logical_cpus(count: int) -> list[str]:
     return [device.name for device in tf.config.list_logical_devices("CPU")]
 
 
-def strategy_for(devices: list[str] | None = None, across_slurm_nodes: bool = False):
+def strategy_for(devices: list[str] | None = None, across_slurm_nodes: bool = False, port: int = 8888):
     """MirroredStrategy over `devices` (default: every GPU of this node, else the CPU), or, inside a
-    multi-node SLURM allocation, MultiWorkerMirroredStrategy with workers and their GPUs from SLURM."""
+    multi-node SLURM job step, MultiWorkerMirroredStrategy with one worker per SLURM task (its
+    address from SLURM_PROCID, SLURM_STEP_NODELIST, SLURM_STEP_TASKS_PER_NODE; the first on `port`).
+
+    A worker keeps the GPUs SLURM gave it (CUDA_VISIBLE_DEVICES untouched); without GPUs it trains
+    on its CPU, one replica per worker."""
     import tensorflow as tf
 
     if across_slurm_nodes:
-        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
-        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=_slurm_resolver(tf, port))
     return tf.distribute.MirroredStrategy(devices)
+
+
+def _slurm_resolver(tf, port: int):
+    """SlurmClusterResolver, also on hosts without GPUs, where it cannot lay out tasks by itself."""
+    resolvers = tf.distribute.cluster_resolver
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    if gpus:
+        return resolvers.SlurmClusterResolver(port_base=port, gpus_per_node=gpus, auto_set_gpu=False)
+    # It places tasks on a node by their GPUs (zero GPUs: no task, or a division by zero): give it
+    # one placeholder GPU per task, take its addresses, and let the workers train on their CPUs.
+    slurm = resolvers.SlurmClusterResolver(
+        port_base=port, gpus_per_node=int(os.environ["SLURM_STEP_NUM_TASKS"]), gpus_per_task=1, auto_set_gpu=False
+    )
+    cluster = slurm.cluster_spec()
+    task_type, task_id = slurm.get_task_info()
+    return resolvers.SimpleClusterResolver(cluster, task_type=task_type, task_id=task_id, num_accelerators={}, rpc_layer="grpc")
+
+
+def strategy_for_study(spec: dict):
+    """The strategy of a data-parallel tune job from its config's data_parallel block.
+
+    Call before TensorFlow starts: it may split the CPU into logical devices (a host without GPUs)
+    or join the other workers (nodes above 1).
+    """
+    import tensorflow as tf
+
+    if spec["nodes"] > 1:
+        return strategy_for(across_slurm_nodes=True, port=spec["port"])
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return strategy_for(use_logical_cpus(spec["devices"]))
+    if len(gpus) < spec["devices"]:
+        raise RuntimeError(f"data_parallel.devices: {spec['devices']} GPUs asked for, {len(gpus)} visible (CUDA_VISIBLE_DEVICES)")
+    return strategy_for([f"/gpu:{i}" for i in range(spec["devices"])])
+
+
+def writes_results(strategy) -> bool:
+    """Whether this process writes the trials: every worker trains the same steps, the first one saves."""
+    resolver = strategy.cluster_resolver
+    return resolver is None or resolver.task_id == 0
 
 
 class DataParallelTrial:
@@ -95,7 +149,34 @@ class DataParallelTrial:
 
         return tf.function(train_step)
 
-    def run(self, trial: dict, target: Target, divergence_factor: float = 100.0, stop_at_target: bool = True) -> TrialOutcome:
+    def run_trials(
+        self,
+        trials: list[dict],
+        target: Target,
+        *,
+        divergence_factor: float = 100.0,
+        stop_at_target: bool = True,
+        group_size: int | None = None,
+        on_finish: Callable[[TrialOutcome], None] = lambda outcome: None,
+        progress: Progress | None = None,
+    ) -> list[TrialOutcome]:
+        """Engine.run's contract, one trial after another (so `group_size` has no use here): outcomes
+        in trial order, each reported to `on_finish` (on the worker that writes results) and
+        `progress` as soon as it finishes."""
+        writes = writes_results(self.strategy)
+        outcomes = []
+        for trial in trials:
+            outcome = self.run(trial, target, divergence_factor, stop_at_target, progress)
+            if writes:
+                on_finish(outcome)
+            if progress:
+                progress.trial_finished(outcome)
+            outcomes.append(outcome)
+        return outcomes
+
+    def run(
+        self, trial: dict, target: Target, divergence_factor: float = 100.0, stop_at_target: bool = True, progress: Progress | None = None
+    ) -> TrialOutcome:
         """Same contract as Engine.run for one trial: its outcome with the curve at every evaluation."""
         tf, engine = self.tf, self.engine
         # One trial: its weights with a trial axis of one, as the engine builds them from its seed.
@@ -136,7 +217,49 @@ class DataParallelTrial:
                 if not alive:
                     break
             train_loss = float(np.mean(losses))
+            if progress:
+                progress.advanced(len(losses), step, budget, 1)
 
 
 def _better(value: float, best: float, target: Target) -> bool:
     return value < best if target.direction == "minimize" else value > best
+
+
+def run_across_nodes(nodes: int, **job) -> None:
+    """A tune job spread over `nodes` nodes: srun starts one worker task per node in the job's
+    allocation, each runs run_tune_job(**job) with MultiWorkerMirroredStrategy, the first writes.
+
+    --overlap: the tune job's own step already holds the first node's CPUs and GPUs, which its
+    worker needs too. SLURM signals every task on scancel or the time limit (SIGTERM), so the
+    workers stop together and the finished trials stay in the partial folder.
+    """
+    job = {**job, "study": dataclasses.asdict(job["study"])}
+    Path(job["partial_dir"]).mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=job["partial_dir"], prefix=".job.", suffix=".json") as spec:
+        json.dump(job, spec)
+        spec.flush()
+        command = [
+            "srun", "--overlap", f"--nodes={nodes}", f"--ntasks={nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
+            sys.executable, "-m", "batch_science.distributed", spec.name,
+        ]
+        logging.getLogger(__name__).info("starting the workers: %s", " ".join(command))
+        returncode = subprocess.run(command).returncode
+    if returncode:
+        raise SystemExit(returncode)
+
+
+def main(job_path: str) -> None:
+    """One worker of a multi-node tune job (see run_across_nodes): `python -m batch_science.distributed JOB.json`."""
+    from batch_science.config import Study
+    from batch_science.tune import run_tune_job
+
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format=f"%(asctime)s %(levelname)s worker {os.environ.get('SLURM_PROCID', '?')}: %(message)s"
+    )
+    with open(job_path) as f:
+        job = json.load(f)
+    run_tune_job(**{**job, "study": Study(**job["study"])})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

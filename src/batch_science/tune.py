@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from batch_science.config import Study, shard_trials
+from batch_science.config import Study, data_parallel_for, shard_trials
+from batch_science.distributed import DataParallelTrial, strategy_for_study, writes_results
 from batch_science.io import read_parquet_metadata, write_parquet
 from batch_science.provenance import provenance
 from batch_science.search import study_record, study_trials
@@ -158,6 +159,24 @@ def _run_nqm_trials(config: dict, study: Study, todo: list[dict], save) -> None:
     )
 
 
+def _data_parallel_strategy(config: dict, study: Study, label: str):
+    """The tf.distribute strategy of a data-parallel study (config data_parallel), else None."""
+    spec = data_parallel_for(config, study)
+    if spec is None:
+        log.info("%s: trials trained together on one device (engine)", label)
+        return None
+    strategy = strategy_for_study(spec)
+    log.info("%s: trials trained one at a time, data-parallel over %d devices (%d per node)", label, strategy.num_replicas_in_sync, spec["devices"])
+    return strategy
+
+
+def _trainer(engine, strategy):
+    """Engine.run, or, with a strategy, the same contract one trial at a time over its devices."""
+    if strategy is None:
+        return engine.run
+    return DataParallelTrial(engine, strategy).run_trials
+
+
 def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves_out: str, partial_dir: str, threads: int = 1) -> None:
     started = time.monotonic()
     # Where each trial ran is part of its provenance: results are reproducible on the same machine.
@@ -183,6 +202,7 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
         _run_nqm_trials(config, study, todo, save)
     elif todo:
         configure_tensorflow(threads)
+        strategy = _data_parallel_strategy(config, study, label)  # before TensorFlow starts: it may split the CPU
         base["training_device"] = training_device()
         from batch_science import data
         from batch_science.engine import Engine, Progress, Target
@@ -196,7 +216,7 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
         log.info("%s: data and graph ready after %.1fs", label, time.monotonic() - started)
         try:
             with stop_on_termination_signals():
-                engine.run(
+                _trainer(engine, strategy)(
                     todo,
                     Target(**workload["target"]),
                     divergence_factor=config["divergence_factor"],
@@ -206,18 +226,21 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
                     progress=progress,
                 )
             stats = engine.stats
-            log.info(
-                "%s: engine: %d compiled calls, graph sizes %s, compilation and first calls %.1fs, training and evaluation %.1fs, "
-                "Python between calls %.1fs, slots busy %.0f%%",
-                label, stats["calls"], stats["graph_sizes"], stats["first_call_s"], stats["call_s"], stats["host_s"],
-                100 * stats["trial_steps"] / max(1, stats["slot_steps"]),
-            )
+            if strategy is None:
+                log.info(
+                    "%s: engine: %d compiled calls, graph sizes %s, compilation and first calls %.1fs, training and evaluation %.1fs, "
+                    "Python between calls %.1fs, slots busy %.0f%%",
+                    label, stats["calls"], stats["graph_sizes"], stats["first_call_s"], stats["call_s"], stats["host_s"],
+                    100 * stats["trial_steps"] / max(1, stats["slot_steps"]),
+                )
         except JobTerminated as stop:
             log.warning(
                 "%s: stopped by %s with %d of %d trials finished, kept in %s; a rerun trains only the other %d",
                 label, stop, len(finished), len(trials), partial_dir, len(trials) - len(finished),
             )
             raise SystemExit(128 + stop.signum) from None
+        if strategy is not None and not writes_results(strategy):
+            return  # another worker of this multi-node job wrote the trials; this one trained alongside
 
     records = [finished[t["trial_id"]][0] for t in trials]
     curves = pd.concat([finished[t["trial_id"]][1] for t in trials], ignore_index=True)
