@@ -168,7 +168,8 @@ def _checkpointer(config: dict, study: Study, label: str, partial_dir: str, todo
                 checkpoint.save(checkpoint_dir(partial_dir, trial["trial_id"]), state, _fingerprint(config, study, trial))
             last_save = time.monotonic()
             stop.checkpointed = {state.outcome.trial["trial_id"]: state.step for state in states}
-            log.info("%s: checkpointed %d trials in flight in %.2fs", label, len(states), last_save - started)
+            if states:
+                log.info("%s: checkpointed %d trials in flight in %.2fs", label, len(states), last_save - started)
         if stop.signum:
             raise JobTerminated(stop.signum)
 
