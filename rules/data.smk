@@ -11,3 +11,8 @@ rule prepare_data:
         "../envs/study.yaml"
     script:
         "../workflow/scripts/prepare_data.py"
+
+
+# On a cluster it runs on the login node: compute nodes often have no internet, and tfds downloads.
+localrules:
+    prepare_data,

@@ -1,11 +1,15 @@
-"""A tune job killed mid-way (SIGTERM, then SIGKILL) loses no finished trial and retrains none.
+"""A tune job killed mid-way (SIGTERM, then SIGKILL) loses no finished trial and retrains none,
+and resumes the trial it was in the middle of from its checkpoint.
 
 Real Snakemake runs of a small study, one tune job at a time and one trial per graph, so a trial
-finishes every few seconds: each run is killed right after a new trial's partial file appears,
-then rerun. The finished trials' files must survive untouched, each rerun must train only the
-rest, and the final tables must equal those of an uninterrupted run.
+finishes every few seconds, checkpointed every fraction of a second: each run is killed once one
+trial is finished and the next is checkpointed past step 0, then rerun. The finished trials' files
+must survive untouched, each rerun must train only the rest and resume the interrupted trial at
+its saved step, and the final tables must equal those of an uninterrupted run.
 """
+import json
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -14,7 +18,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from batch_science.tune import partial_path
+from batch_science.checkpoint import checkpoint_dir
+from batch_science.tune import CURVE_KEYS, partial_path
 from conftest import REPO, SNAKEMAKE, TINY_CONFIG, run_snakemake, wait_for
 
 pytestmark = pytest.mark.slow
@@ -32,6 +37,9 @@ def write_study_config(folder: Path, data_dir: str) -> Path:
         "trials": 3,
         "trials_per_job": 3,
         "trials_per_graph": 1,  # trials train one after another, each finishing on its own
+        "precision": "float64",
+        "checkpoint_minutes": 0.002,
+        "stop_at_target": False,  # every trial trains its 500 steps: time to stop it mid-trial
         "workloads": {"mnist1d_mlp": {"batch_sizes": [32, 512], "optimizers": ["sgd"]}},
     }
     path = folder / "interrupt.yaml"
@@ -73,12 +81,25 @@ def tune_process(snakemake_pid: int) -> int | None:
     return None
 
 
-def run_and_kill_after_trial(workdir: Path, config_path: Path, trial_id: int, signum: int) -> subprocess.CompletedProcess:
-    """Run the study; once trial `trial_id` of the killed study is on disk, send `signum` to its tune job."""
+def checkpoint_step(workdir: Path, trial_id: int) -> int | None:
+    """The step of the trial's newest complete checkpoint, if any."""
+    steps = []
+    for state in checkpoint_dir(workdir / "results" / STUDY / "partial" / KILLED_STUDY, trial_id).glob("step_*/state.json"):
+        try:
+            steps.append(json.loads(state.read_text())["step"])
+        except OSError:  # removed by the job meanwhile: a newer save exists
+            continue
+    return max(steps, default=None)
+
+
+def run_and_kill_mid_trial(workdir: Path, config_path: Path, trial_id: int, signum: int) -> subprocess.CompletedProcess:
+    """Run the study; once trial `trial_id` of the killed study is on disk and the next one is
+    checkpointed past step 0, send `signum` to its tune job."""
     command = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *snakemake_args(config_path)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     partial = partial_path(workdir / "results" / STUDY / "partial" / KILLED_STUDY, trial_id)
     wait_for(partial.exists, f"a partial file {partial.name}", process)
+    wait_for(lambda: (checkpoint_step(workdir, trial_id + 1) or 0) > 0, f"a checkpoint of trial {trial_id + 1}", process)
     pid = wait_for(lambda: tune_process(process.pid), "a tune process", process)
     os.kill(pid, signum)
     out, err = process.communicate(timeout=600)
@@ -98,36 +119,49 @@ def tune_log(workdir: Path) -> str:
     return (workdir / "logs" / "tune" / STUDY / KILLED_STUDY / "shard0.log").read_text()
 
 
-def test_killed_tune_job_keeps_finished_trials_and_reruns_only_the_rest(tmp_path, prepared_data_dir):
+def test_killed_tune_job_keeps_finished_trials_and_resumes_the_interrupted_one(tmp_path, prepared_data_dir):
     config_path = write_study_config(tmp_path, prepared_data_dir)
     reference, interrupted = tmp_path / "uninterrupted", tmp_path / "interrupted"
     run_snakemake(reference, *snakemake_args(config_path))
 
-    # 1. SIGTERM once trial 0 is written: the job stops cleanly, saying what it kept.
-    first = run_and_kill_after_trial(interrupted, config_path, 0, signal.SIGTERM)
+    # 1. SIGTERM while trial 1 is in flight: the job checkpoints it, stops cleanly and says so.
+    first = run_and_kill_mid_trial(interrupted, config_path, 0, signal.SIGTERM)
     assert first.returncode != 0, "the killed job should have failed the run"
     kept = partial_files(interrupted)
-    assert 1 <= len(kept) < 3, f"the kill should land mid-job, found {[p.name for p in kept]}"
-    assert "stopped by SIGTERM" in tune_log(interrupted)
+    assert [p.name for p in kept] == [partial_path("", 0).name]
+    stopped = re.search(r"stopped by SIGTERM .* 1 checkpointed mid-trial \(trial 1 at step (\d+)\)", tune_log(interrupted))
+    assert stopped, tune_log(interrupted)
+    step = int(stopped.group(1))
+    assert checkpoint_step(interrupted, 1) == step > 0
     before = snapshot(kept)
 
-    # 2. SIGKILL (no chance to clean up) once the rerun has written one more trial.
-    second = run_and_kill_after_trial(interrupted, config_path, len(kept), signal.SIGKILL)
+    # 2. The rerun resumes trial 1 there; SIGKILL (no chance to save) once trial 2 has a periodic checkpoint.
+    second = run_and_kill_mid_trial(interrupted, config_path, 1, signal.SIGKILL)
     assert second.returncode != 0
-    assert f"3 trials, {len(kept)} already finished, {3 - len(kept)} to train" in tune_log(interrupted)
+    assert "3 trials, 1 already finished, 2 to train" in tune_log(interrupted)
+    assert f"trial 1 resumed at step {step} of 500" in tune_log(interrupted)
     assert snapshot(kept) == before, "a finished trial was retrained or rewritten"
+    assert not checkpoint_dir(kept[0].parent, 1).exists(), "a finished trial's checkpoint is deleted"
+    step = checkpoint_step(interrupted, 2)
     kept = partial_files(interrupted)
     before = snapshot(kept)
-    # A writer killed mid-write leaves a temporary file; the rerun must clear it, not trip on it.
+    # A writer killed mid-write leaves a temporary file or a checkpoint without its state.json;
+    # the rerun must clear them, not trip on them.
     stale = kept[0].parent / f".{partial_path('', 2).name}.killed.tmp"
     stale.write_bytes(b"half a parquet file")
+    half_saved = checkpoint_dir(kept[0].parent, 2) / "step_999999999"
+    half_saved.mkdir()
 
-    # 3. The last rerun finishes the study.
+    # 3. The last rerun resumes trial 2 from its last periodic checkpoint and finishes the study.
     run_snakemake(interrupted, *snakemake_args(config_path))
-    assert f"3 trials, {len(kept)} already finished, {3 - len(kept)} to train" in tune_log(interrupted)
+    assert "3 trials, 2 already finished, 1 to train" in tune_log(interrupted)
+    assert f"trial 2 resumed at step {step} of 500" in tune_log(interrupted)
     assert snapshot(kept) == {name: value for name, value in snapshot(partial_files(interrupted)).items() if name in before}
-    assert not stale.exists()
+    assert not stale.exists() and not half_saved.exists()
+    assert not list(kept[0].parent.glob("*.checkpoint")), "checkpoints of finished trials are deleted"
 
+    curves = pd.read_parquet(interrupted / "results" / STUDY / "curves.parquet")
+    assert not curves.duplicated(CURVE_KEYS + ["step"]).any(), "a resumed trial repeated evaluations"
     for table in FINAL_TABLES:
         expected, actual = (folder / "results" / STUDY / table for folder in (reference, interrupted))
         read = pd.read_csv if table.endswith(".csv") else pd.read_parquet

@@ -3,9 +3,13 @@
 tests/slurm/start-cluster.sh brings up munged, slurmctld and slurmd (Debian's slurm-wlm, installed
 if missing) under a temporary folder, with two fake GPUs. The tune jobs must go through sbatch (as
 SLURM's own records show), one of them is scancel'led mid-job and must be resubmitted and resume
-from its finished trial, grouping must pack tune jobs into fewer SLURM jobs, the results must equal
-a local run's, and every daemon must be stopped at the end. Needs root: run `make test-slurm`.
+from its finished trial, another gets SIGUSR1 (`scancel --signal=USR1`, as the profile's
+`--signal=USR1@120` sends it before the time limit) through the plugin's srun and must checkpoint
+its trial in flight, stop, and resume it in the retry; grouping must pack tune jobs into fewer SLURM
+jobs, the results must equal a local run's, and every daemon must be stopped at the end. Needs
+root: run `make test-slurm`.
 """
+import json
 import os
 import re
 import shutil
@@ -18,6 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from batch_science.checkpoint import checkpoint_dir
 from batch_science.tune import partial_path
 from conftest import REPO, SNAKEMAKE, TINY_CONFIG, run_snakemake, wait_for
 
@@ -34,6 +39,8 @@ DAEMONS = ("munged", "slurmctld", "slurmd")
 STUDY = "slurm"
 CANCELLED_SHARD = ("mnist1d_mlp/sgd/b32", 0)  # 500 steps a trial: the slowest, so scancel lands mid-job
 CANCELLED_COMMENT = "rule_tune_wildcards_mnist1d_mlp_sgd_32_0"  # the plugin's --comment for that job
+SIGNALLED_SHARD = ("mnist1d_mlp/sgd/b32", 1)  # trials 2 and 3
+SIGNALLED_COMMENT = "rule_tune_wildcards_mnist1d_mlp_sgd_32_1"
 FINAL_TABLES = ["trials.parquet", "curves.parquet", "steps_to_result.csv", "fits.csv"]
 TARGET = f"results/{STUDY}/fits.csv"
 
@@ -95,6 +102,8 @@ def study_config(tmp_path_factory):
         "trials": 4,
         "trials_per_job": 2,
         "trials_per_graph": 1,  # one trial after the other, so a job can be cancelled between them
+        "checkpoint_minutes": 0.002,
+        "stop_at_target": False,  # every trial trains its 500 steps: time to signal it mid-trial
         "workloads": {"mnist1d_mlp": {"batch_sizes": [32, 512], "optimizers": ["sgd"]}},
     }
     path = folder / "slurm.yaml"
@@ -134,29 +143,60 @@ class SlurmRun:
     jobs: list
     cancelled_job: str
     kept_at_cancel: dict
+    signalled_log: str  # the signalled job's log just after it stopped (its retry's log replaces it)
+
+
+def tune_log_path(workdir: Path, study: str, shard: int) -> Path:
+    return workdir / "logs" / "tune" / STUDY / study / f"shard{shard}.log"
+
+
+def checkpointed_mid_trial(partial_dir: Path, trial_ids) -> bool:
+    for trial_id in trial_ids:
+        for state in checkpoint_dir(partial_dir, trial_id).glob("step_*/state.json"):
+            try:
+                if json.loads(state.read_text())["step"] > 0:
+                    return True
+            except OSError:  # replaced by a newer save meanwhile
+                continue
+    return False
 
 
 @pytest.fixture(scope="module")
 def slurm_run(cluster, local_run, study_config, tmp_path_factory):
-    """The study through SLURM; one tune job is scancel'led once its first trial is on disk."""
+    """The study through SLURM: one tune job is scancel'led once its first trial is on disk, another
+    gets SIGUSR1 once a trial of it is checkpointed mid-way. Its data is prepared anew (locally)."""
+    Path(yaml.safe_load(study_config.read_text())["data_dir"], "mnist1d.prepared").unlink()
     workdir = tmp_path_factory.mktemp("on_slurm")
     process = slurm_snakemake(cluster, workdir, study_config, TARGET)
-    study, shard = CANCELLED_SHARD
+    study, _ = CANCELLED_SHARD
     partial_dir = workdir / "results" / STUDY / "partial" / study
+    signalled_log = tune_log_path(workdir, *SIGNALLED_SHARD)
+    job_ids, done = {}, {}
 
-    def running_job():
-        return next((j["id"] for j in cluster.jobs() if j["comment"] == CANCELLED_COMMENT and j["state"] == "RUNNING"), None)
+    def running_job(comment):
+        if not job_ids.get(comment):
+            job_ids[comment] = next((j["id"] for j in cluster.jobs() if j["comment"] == comment and j["state"] == "RUNNING"), None)
+        return job_ids[comment]
 
-    # Job id first, then scancel the moment its first trial is on disk: the window for the second
-    # trial to finish too is only scancel's own latency.
-    job_id = wait_for(running_job, "the running tune job in squeue", process, timeout=900)
-    wait_for(partial_path(partial_dir, 0).exists, "the first finished trial", process, timeout=900)
-    cluster.run("scancel", job_id)
-    # The study's other shard writes into the same folder: only this job's trials (0 and 1) count.
-    mine = [partial_path(partial_dir, trial_id) for trial_id in (0, 1)]
-    kept = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in mine if p.exists()}
+    def cancel_and_signal_when_ready():
+        """The two jobs run in either order or together: act on each as soon as it is ready."""
+        # Job id first, then scancel the moment its first trial is on disk: the window for the
+        # second trial to finish too is only scancel's own latency.
+        if "cancel" not in done and running_job(CANCELLED_COMMENT) and partial_path(partial_dir, 0).exists():
+            cluster.run("scancel", job_ids[CANCELLED_COMMENT])
+            # The study's other shard writes into the same folder: only this job's trials (0 and 1) count.
+            mine = [partial_path(partial_dir, trial_id) for trial_id in (0, 1)]
+            done["cancel"] = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in mine if p.exists()}
+        if "signal" not in done and running_job(SIGNALLED_COMMENT) and checkpointed_mid_trial(partial_dir, (2, 3)):
+            cluster.run("scancel", "--signal=USR1", job_ids[SIGNALLED_COMMENT])
+            done["signal"] = None
+        if "signal" in done and "stopped_log" not in done and signalled_log.exists() and "stopped by" in signalled_log.read_text():
+            done["stopped_log"] = signalled_log.read_text()
+        return len(done) == 3
+
+    wait_for(cancel_and_signal_when_ready, "the cancelled and the signalled tune job", process, timeout=900)
     output = finish(process)
-    return SlurmRun(workdir, output, cluster.jobs(), job_id, kept)
+    return SlurmRun(workdir, output, cluster.jobs(), job_ids[CANCELLED_COMMENT], done["cancel"], done["stopped_log"])
 
 
 def tune_jobs(jobs):
@@ -202,6 +242,22 @@ def test_cancelled_tune_job_is_resubmitted_and_trains_only_unfinished_trials(slu
     assert now == slurm_run.kept_at_cancel, "a trial finished before scancel was retrained"
     log = (slurm_run.workdir / "logs" / "tune" / STUDY / study / f"shard{shard}.log").read_text()
     assert f"2 trials, {kept} already finished, {2 - kept} to train" in log
+
+
+def test_signalled_tune_job_checkpoints_its_trial_in_flight_and_the_retry_resumes_it(slurm_run):
+    # SIGUSR1 went to the job's steps: through the plugin's srun it reached the Python tune process.
+    stopped = re.search(r"stopped by SIGUSR1 .* 1 checkpointed mid-trial \(trial (\d) at step (\d+)\)", slurm_run.signalled_log)
+    assert stopped, slurm_run.signalled_log
+    trial_id, step = map(int, stopped.groups())
+    states = [j["state"] for j in slurm_run.jobs if j["comment"] == SIGNALLED_COMMENT]
+    assert len(states) == 2 and states[-1] == "COMPLETED", slurm_run.jobs
+    log = tune_log_path(slurm_run.workdir, *SIGNALLED_SHARD).read_text()
+    assert f"trial {trial_id} resumed at step {step} of 500" in log, log
+
+
+def test_prepare_data_runs_on_the_login_node(slurm_run):
+    assert re.search(r"^localrule prepare_data:", slurm_run.output, re.M), slurm_run.output[-3000:]
+    assert not [j for j in slurm_run.jobs if j["comment"].startswith("rule_prepare_data")], slurm_run.jobs
 
 
 def test_results_equal_a_local_run(local_run, slurm_run):

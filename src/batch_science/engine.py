@@ -23,7 +23,7 @@ import logging
 import math
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -74,6 +74,21 @@ class TrialOutcome:
     best_step: int
     final_step: int
     curve: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class TrialState:
+    """A trial part-way through training: all it needs to continue exactly where it stopped.
+
+    Its batches are a hash of (seed, step), so from `step` on it sees the batches it would have seen.
+    """
+
+    outcome: TrialOutcome  # so far: curve rows, status, best metric and step
+    step: int
+    weights: list[np.ndarray]
+    velocity: list[np.ndarray]
+    alive: bool
+    loss_limit: float  # the divergence limit set at its step-0 evaluation
 
 
 def training_flops_per_example(model, input_shape, num_classes) -> int:
@@ -276,19 +291,28 @@ class Engine:
         group_size: int | None = None,
         on_finish: Callable[[TrialOutcome], None] = lambda outcome: None,
         progress: "Progress | None" = None,
+        resume: dict[int, TrialState] | None = None,
+        on_interval: Callable[[Callable[[], list[TrialState]]], None] = lambda in_flight: None,
     ) -> list[TrialOutcome]:
-        """Train `trials` in one graph of `group_size` slots (auto if None); outcomes in trial order."""
+        """Train `trials` in one graph of `group_size` slots (auto if None); outcomes in trial order.
+
+        `resume` maps trial ids to saved states: those trials continue from there instead of step 0.
+        `on_interval(in_flight)` is called after every compiled call, when every slot is consistent;
+        `in_flight()` returns the states of the trials part-way through (a copy from the device).
+        """
         if not trials:
             return []
         n_slots = min(group_size or self.group_size_for(len(trials)), len(trials), self.max_trials_per_graph or len(trials))
-        return _SlotRunner(self, trials, target, divergence_factor, stop_at_target, on_finish, progress).run(n_slots)
+        runner = _SlotRunner(self, trials, target, divergence_factor, stop_at_target, on_finish, progress, resume, on_interval)
+        return runner.run(n_slots)
 
 
 class _SlotRunner:
     """Python side of one run: which trial is in which slot, curves, statuses, refills and shrinking."""
 
-    def __init__(self, engine: Engine, trials, target, divergence_factor, stop_at_target, on_finish, progress):
+    def __init__(self, engine: Engine, trials, target, divergence_factor, stop_at_target, on_finish, progress, resume=None, on_interval=lambda in_flight: None):
         self.engine, self.tf = engine, engine.tf
+        self.resume, self.on_interval = dict(resume or {}), on_interval
         self.trials, self.target = trials, target
         self.divergence_factor, self.stop_at_target = divergence_factor, stop_at_target
         self.on_finish, self.progress = on_finish, progress
@@ -343,7 +367,22 @@ class _SlotRunner:
             if not self.pending:
                 self._maybe_shrink(compiled_sizes)
             engine.stats["host_s"] += time.perf_counter() - host_started
+            self.on_interval(self.in_flight)
         return self.outcomes
+
+    def in_flight(self) -> list[TrialState]:
+        """States of the trials part-way through training (not those waiting for their step-0 evaluation)."""
+        rows = [row for row, s in enumerate(self.slots) if s is not None and not self.fresh[row]]
+        if not rows:
+            return []
+        at = self.tf.constant(rows)
+        weights = [self.tf.gather(w, at).numpy() for w in self.weights]
+        velocity = [self.tf.gather(v, at).numpy() for v in self.velocity]
+        alive, loss_limit = self.alive.numpy(), self.loss_limit.numpy()
+        return [
+            TrialState(self.outcomes[self.slots[row]], int(self.steps[row]), [w[i] for w in weights], [v[i] for v in velocity], bool(alive[row]), float(loss_limit[row]))
+            for i, row in enumerate(rows)
+        ]
 
     def _intervals_per_call(self) -> int:
         """Enough evaluation intervals per compiled call for CALL_FLOPS of training (see there)."""
@@ -393,25 +432,37 @@ class _SlotRunner:
         return finished
 
     def _refill(self) -> None:
-        """Put pending trials into free slots: fresh weights from their own seeds, zero velocity."""
+        """Put pending trials into free slots: fresh weights from their own seeds and zero velocity,
+        or, for a trial in `self.resume`, its saved state and step (it skips the step-0 evaluation)."""
         tf, engine = self.tf, self.engine
         rows = [row for row, s in enumerate(self.slots) if s is None][: len(self.pending)]
         if not rows:
             self.alive = self.alive & tf.constant([s is not None for s in self.slots])
             return
+        resumed: dict[int, TrialState] = {}
         for row in rows:
             index = self.pending.popleft()
             trial = self.trials[index]
-            self.slots[row], self.steps[row], self.fresh[row] = index, 0, True
+            state = self.resume.pop(trial.get("trial_id"), None)
+            self.slots[row], self.steps[row], self.fresh[row] = index, state.step if state else 0, state is None
+            if state:
+                resumed[row] = state
+                self.outcomes[index] = replace(state.outcome, trial=trial)
             for key in HYPER_KEYS:
                 self.hyper[key][row] = self.divergence_factor if key == "divergence_factor" else float(trial[key])
             self.hyper["seed"][row] = trial["seed"]
             self.hyper["eval_every"][row], self.hyper["budget"][row] = trial["eval_every"], trial["step_budget"]
-        per_trial = [engine.model.init(self.trials[self.slots[row]]["seed"], engine.input_shape, engine.num_classes) for row in rows]
+        per_trial = [resumed[row].weights if row in resumed else engine.model.init(self.trials[self.slots[row]]["seed"], engine.input_shape, engine.num_classes) for row in rows]
+        velocities = [resumed[row].velocity if row in resumed else [np.zeros_like(w) for w in weights] for row, weights in zip(rows, per_trial)]
         at = tf.constant(rows)[:, None]
         self.weights = [tf.tensor_scatter_nd_update(w, at, tf.constant(np.stack(new), engine.dtype)) for w, new in zip(self.weights, zip(*per_trial))]
-        self.velocity = [tf.tensor_scatter_nd_update(v, at, tf.zeros([len(rows), *v.shape[1:]], engine.dtype)) for v in self.velocity]
-        self.alive = tf.constant([s is not None for s in self.slots]) & (self.alive | tf.constant(self.fresh))
+        self.velocity = [tf.tensor_scatter_nd_update(v, at, tf.constant(np.stack(new), engine.dtype)) for v, new in zip(self.velocity, zip(*velocities))]
+        if resumed:
+            limits = tf.constant([state.loss_limit for state in resumed.values()], engine.dtype)
+            self.loss_limit = tf.tensor_scatter_nd_update(self.loss_limit, tf.constant(list(resumed))[:, None], limits)
+        placed = np.isin(np.arange(len(self.slots)), rows)
+        starts_alive = np.array([resumed[row].alive if row in resumed else True for row in range(len(self.slots))])
+        self.alive = tf.constant([s is not None for s in self.slots]) & tf.where(tf.constant(placed), tf.constant(starts_alive), self.alive)
 
     def _maybe_shrink(self, compiled_sizes) -> None:
         """In the tail, move the remaining trials into a smaller graph when that saves enough work."""

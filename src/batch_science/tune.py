@@ -1,9 +1,12 @@
 """A tune job: train one shard of a study's trials and write its trial and curve tables.
 
 Each finished trial is written at once, durably, to the study's partial folder; a rerun of a
-killed or failed job trains only the trials not yet there, so no finished trial is lost.
+killed or failed job trains only the trials not yet there, so no finished trial is lost. Trials
+part-way through are checkpointed beside them every `checkpoint_minutes` (checkpoint.py), and a
+rerun resumes them from there.
 SIGTERM (SLURM's time limit, preemption, scancel) and SIGUSR1 (SLURM's `--signal` warning) stop
-the job cleanly between training chunks: no half-written file, one log line saying what is kept.
+the job cleanly after the current compiled call: the trials in flight are checkpointed, no file is
+left half-written, and one log line says what is kept.
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from batch_science import checkpoint
+from batch_science.checkpoint import checkpoint_dir
 from batch_science.config import Study, data_parallel_for, shard_trials
 from batch_science.distributed import DataParallelTrial, strategy_for_study, writes_results
 from batch_science.io import read_parquet_metadata, write_parquet
@@ -75,20 +80,30 @@ class JobTerminated(Exception):
         self.signum = signum
 
 
+class StopRequest:
+    """The termination signal received, if any, and what was checkpointed on it (trial id -> step)."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self.checkpointed: dict[int, int] = {}
+
+
 @contextlib.contextmanager
 def stop_on_termination_signals(signals=(signal.SIGTERM, signal.SIGUSR1)):
-    """Turn termination signals into JobTerminated, raised in the main thread.
+    """Note termination signals in the StopRequest yielded, instead of dying at once.
 
-    Python runs the handler between bytecodes, so a compiled training chunk finishes first and a
-    partial file being written is either completed or removed (atomic_write), never left half done.
+    The training loop looks at it after each compiled call, where every trial's state is
+    consistent: it checkpoints the trials in flight and raises JobTerminated. Python could not run
+    a handler during a compiled call anyway, so stopping is no later than before.
     """
+    request = StopRequest()
 
     def handler(signum, frame):
-        raise JobTerminated(signum)
+        request.signum = signum
 
     previous = {s: signal.signal(s, handler) for s in signals}
     try:
-        yield
+        yield request
     finally:
         for s, old in previous.items():
             signal.signal(s, old)
@@ -142,9 +157,35 @@ def _trial_saver(config: dict, study: Study, base: dict, partial_dir: str, todo:
         # Fingerprint the trial as it was asked for, so a rerun recognises it.
         meta = {"fingerprint": _fingerprint(config, study, by_id[record["trial_id"]]), "record": json.dumps(record)}
         write_parquet(curve, partial_path(partial_dir, record["trial_id"]), meta)
+        checkpoint.remove(checkpoint_dir(partial_dir, record["trial_id"]))  # the partial file supersedes it
         finished[record["trial_id"]] = (record, curve)
 
     return save
+
+
+def _checkpointer(config: dict, study: Study, label: str, partial_dir: str, todo: list[dict], stop: StopRequest):
+    """on_interval callback: checkpoint the trials in flight every checkpoint_minutes, and at once
+    when a termination signal came, then stop the job."""
+    by_id = {t["trial_id"]: t for t in todo}
+    period_s = 60 * config["checkpoint_minutes"]
+    last_save = time.monotonic()
+
+    def on_interval(in_flight) -> None:
+        nonlocal last_save
+        if stop.signum or (period_s and time.monotonic() - last_save >= period_s):
+            started = time.monotonic()
+            states = in_flight()
+            for state in states:
+                trial = by_id[state.outcome.trial["trial_id"]]
+                checkpoint.save(checkpoint_dir(partial_dir, trial["trial_id"]), state, _fingerprint(config, study, trial))
+            last_save = time.monotonic()
+            stop.checkpointed = {state.outcome.trial["trial_id"]: state.step for state in states}
+            if states:
+                log.info("%s: checkpointed %d trials in flight in %.2fs", label, len(states), last_save - started)
+        if stop.signum:
+            raise JobTerminated(stop.signum)
+
+    return on_interval
 
 
 def _run_nqm_trials(config: dict, study: Study, todo: list[dict], save) -> None:
@@ -194,6 +235,7 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
         loaded = _load_partial(partial_path(partial_dir, trial["trial_id"]), _fingerprint(config, study, trial))
         if loaded:
             finished[trial["trial_id"]] = loaded
+            checkpoint.remove(checkpoint_dir(partial_dir, trial["trial_id"]))  # left if killed right after the partial file
     todo = [t for t in trials if t["trial_id"] not in finished]
     log.info("%s: %d trials, %d already finished, %d to train", label, len(trials), len(finished), len(todo))
 
@@ -211,11 +253,18 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
         workload = config["workloads"][study.workload]
         arrays = data.load(workload["dataset"], config["data_dir"])
         engine = Engine(get_model(workload["model"]), arrays, study.optimizer, study.batch_size, config["precision"])
-        budget = todo[0]["step_budget"]
-        progress = Progress(label, len(todo), len(todo) * budget)
+        resume = {}
+        for trial in todo if strategy is None else []:  # data-parallel trials are not checkpointed mid-trial
+            like = engine.model.init(trial["seed"], engine.input_shape, engine.num_classes)
+            state = checkpoint.load(checkpoint_dir(partial_dir, trial["trial_id"]), _fingerprint(config, study, trial), like, engine.dtype)
+            if state:
+                resume[trial["trial_id"]] = state
+                log.info("%s: trial %d resumed at step %d of %d", label, trial["trial_id"], state.step, trial["step_budget"])
+        progress = Progress(label, len(todo), sum(t["step_budget"] for t in todo) - sum(s.step for s in resume.values()))
         log.info("%s: data and graph ready after %.1fs", label, time.monotonic() - started)
         try:
-            with stop_on_termination_signals():
+            with stop_on_termination_signals() as stop:
+                checkpoints = {} if strategy else {"resume": resume, "on_interval": _checkpointer(config, study, label, partial_dir, todo, stop)}
                 _trainer(engine, strategy)(
                     todo,
                     Target(**workload["target"]),
@@ -224,6 +273,7 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
                     group_size=None if config["trials_per_graph"] == "auto" else config["trials_per_graph"],
                     on_finish=save,
                     progress=progress,
+                    **checkpoints,
                 )
             stats = engine.stats
             if strategy is None:
@@ -233,12 +283,15 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
                     label, stats["calls"], stats["graph_sizes"], stats["first_call_s"], stats["call_s"], stats["host_s"],
                     100 * stats["trial_steps"] / max(1, stats["slot_steps"]),
                 )
-        except JobTerminated as stop:
+        except JobTerminated as terminated:
+            in_flight = ", ".join(f"trial {trial_id} at step {step}" for trial_id, step in stop.checkpointed.items())
             log.warning(
-                "%s: stopped by %s with %d of %d trials finished, kept in %s; a rerun trains only the other %d",
-                label, stop, len(finished), len(trials), partial_dir, len(trials) - len(finished),
+                "%s: stopped by %s with %d of %d trials finished, kept in %s, and %d checkpointed mid-trial (%s); "
+                "a rerun trains only the other %d, resuming the checkpointed ones",
+                label, terminated, len(finished), len(trials), partial_dir, len(stop.checkpointed), in_flight or "none",
+                len(trials) - len(finished),
             )
-            raise SystemExit(128 + stop.signum) from None
+            raise SystemExit(128 + terminated.signum) from None
         if strategy is not None and not writes_results(strategy):
             return  # another worker of this multi-node job wrote the trials; this one trained alongside
 
