@@ -385,10 +385,14 @@ class _SlotRunner:
         ]
 
     def _intervals_per_call(self) -> int:
-        """Enough evaluation intervals per compiled call for CALL_FLOPS of training (see there)."""
-        occupied = [s for s in self.slots if s is not None]
-        interval_flops = len(self.slots) * max(self.trials[s]["eval_every"] for s in occupied) * self.flops_per_trial_step
-        return int(max(1, min(MAX_INTERVALS_PER_CALL, CALL_FLOPS // max(1, interval_flops))))
+        """Enough evaluation intervals per compiled call for CALL_FLOPS of training (see there), but
+        no more than an eighth of a trial's budget: a slot whose trial ends early in a call idles
+        until the call ends, and the job can only checkpoint or stop between calls."""
+        occupied = [self.trials[s] for s in self.slots if s is not None]
+        eval_every = max(t["eval_every"] for t in occupied)
+        interval_flops = len(self.slots) * eval_every * self.flops_per_trial_step
+        share_of_budget = min(t["step_budget"] for t in occupied) // (8 * eval_every)
+        return int(max(1, min(MAX_INTERVALS_PER_CALL, CALL_FLOPS // max(1, interval_flops), share_of_budget)))
 
     def _record(self, records, record_steps) -> None:
         """Observe each slot's evaluations of the call, in order; a finished trial's slot is freed."""
