@@ -1,6 +1,9 @@
 """Load a workload's dataset through tensorflow-datasets into in-memory arrays.
 
-Built-in builders (MNIST-1D) and downloadable tfds datasets share this one path.
+Built-in builders (MNIST-1D) and downloadable tfds datasets share this one path. Datasets are
+prepared in tfds's array_record format, which allows random access: a dataset too large for
+memory is then streamed from disk instead (streaming.py decides and reads). Datasets prepared
+earlier in the tfrecord format still load into memory.
 """
 from __future__ import annotations
 
@@ -40,29 +43,67 @@ def _builder(name: str, data_dir: str, manual_dir: str | None = None):
 
 
 def prepare(name: str, data_dir: str, manual_dir: str | None = None) -> None:
-    """Generate or download-and-prepare a dataset once, before tune jobs read it."""
+    """Generate or download-and-prepare a dataset once, before tune jobs read it (array_record: random access)."""
     import tensorflow_datasets as tfds
 
     builder = _builder(name, data_dir)
     config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
-    builder.download_and_prepare(download_config=config)
+    builder.download_and_prepare(download_config=config, file_format="array_record")
 
 
-def load(spec: dict, data_dir: str) -> Arrays:
-    """Arrays of a workload's `dataset` config block (name, splits, optional training subset)."""
+def is_array_record(builder) -> bool:
+    import tensorflow_datasets as tfds
+
+    return builder.info.file_format == tfds.core.FileFormat.ARRAY_RECORD
+
+
+def decode_fn(builder):
+    """Serialized tfds record -> (input, label), by the features' own TensorFlow decoders (as tfds's as_dataset)."""
+    features = builder.info.features
+    input_key, label_key = builder.info.supervised_keys
+
+    def decode(record):
+        example = features.deserialize_example(record)
+        return example[input_key], example[label_key]
+
+    return decode
+
+
+def supervised_examples(builder, split: str):
+    """A split's (input, label) examples in stored order as a tf.data.Dataset, from either tfds file format."""
+    import tensorflow as tf
+
+    if not is_array_record(builder):
+        return builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+    records = builder.as_data_source(split=split).data_source  # the raw records: decoded below as as_dataset would
+    return tf.data.Dataset.from_tensor_slices(records.__getitems__(range(len(records)))).map(decode_fn(builder))
+
+
+def _split_arrays(builder, split: str):
+    """A split's (inputs, labels) as two arrays."""
+    import tensorflow_datasets as tfds
+
+    examples = supervised_examples(builder, split)
+    return next(iter(tfds.as_numpy(examples.batch(int(examples.cardinality())))))
+
+
+def load(spec: dict, data_dir: str) -> "Arrays | streaming.StreamedData":
+    """Arrays of a workload's `dataset` config block (name, splits, optional training subset),
+    or, for a dataset too large for memory (see streaming.should_stream), its StreamedData."""
     import tensorflow_datasets as tfds
 
     builder = _builder(spec["name"], data_dir)
     if not builder.is_prepared():
         raise FileNotFoundError(f"dataset '{spec['name']}' is not prepared in {data_dir} (run the prepare_data rule)")
+    from batch_science import streaming
     from batch_science.datasets import preprocess
 
+    if streaming.should_stream(spec, builder):
+        return streaming.StreamedData.load(spec, builder, data_dir)
     if preprocess.applies(spec, builder):  # images and text: the paper's preprocessing
         return preprocess.load_arrays(builder, spec, data_dir)
     splits = [spec.get("train_split", "train"), spec.get("validation_split", "validation")]
-    (x_train, y_train), (x_validation, y_validation) = (
-        tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, as_supervised=True)) for split in splits
-    )
+    (x_train, y_train), (x_validation, y_validation) = (_split_arrays(builder, split) for split in splits)
     if spec.get("train_examples"):
         x_train, y_train = x_train[: spec["train_examples"]], y_train[: spec["train_examples"]]
     elif spec.get("train_fraction"):

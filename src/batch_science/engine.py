@@ -16,6 +16,10 @@ steps can move a result by an evaluation interval.
 
 A model whose `max_trials_per_graph` is 1 (one that cannot carry a trial axis) gets one slot: each
 trial is still one compiled loop, with no Python per step, and the graph is reused trial after trial.
+
+A dataset too large for the device is streamed (streaming.StreamingEngine): the same compiled
+training steps take their batches, read on the host at the same indices (`host_batch_indices`),
+a chunk of steps at a time.
 """
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ AUTO_GROUP_BYTES = 2**30
 # results, the same from run to run.
 SHRINK_WORTH_FLOPS = 5e10
 HASH_MULTIPLIERS = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D)
+HASH_ROUNDS = ((16, 0x7FEB352D), (15, 0x846CA68B))  # (shift, multiplier) of the hash's mixing rounds
 # A compiled call trains and evaluates several intervals when one interval is little work (large
 # batches evaluate every few steps): each call costs milliseconds of dispatch and host work, so a
 # call should hold at least this many training FLOPs (tens of milliseconds on a CPU). A FLOP count,
@@ -121,10 +126,22 @@ def _batch_indices(tf, seeds, steps, batch_size: int, n_examples: int):
     slot_term = tf.constant((np.arange(batch_size, dtype=np.uint64) * slot_mult).astype(np.uint32))  # wraps mod 2**32
     x = tf.cast(seeds, tf.uint32)[:, None] * tf.constant(seed_mult, tf.uint32)
     x = x + tf.cast(steps, tf.uint32)[:, None] * tf.constant(step_mult, tf.uint32) + slot_term[None, :]
-    for shift, multiplier in ((16, 0x7FEB352D), (15, 0x846CA68B)):
+    for shift, multiplier in HASH_ROUNDS:
         x = bits.bitwise_xor(x, bits.right_shift(x, tf.constant(shift, tf.uint32))) * tf.constant(multiplier, tf.uint32)
     x = bits.bitwise_xor(x, bits.right_shift(x, tf.constant(16, tf.uint32)))
     return tf.cast(tf.cast(x, tf.int64) % n_examples, tf.int32)
+
+
+def host_batch_indices(seeds, steps, batch_size: int, n_examples: int) -> np.ndarray:
+    """`_batch_indices` in numpy, for reading a streamed dataset's batches on the host: [len(seeds), batch_size]."""
+    seed_mult, step_mult, slot_mult = (np.uint32(m) for m in HASH_MULTIPLIERS)
+    with np.errstate(over="ignore"):  # uint32 wraps, as in the TensorFlow version
+        x = np.asarray(seeds).astype(np.uint32)[:, None] * seed_mult + np.asarray(steps).astype(np.uint32)[:, None] * step_mult
+        x = x + np.arange(batch_size, dtype=np.uint32)[None, :] * slot_mult
+        for shift, multiplier in HASH_ROUNDS:
+            x = (x ^ (x >> np.uint32(shift))) * np.uint32(multiplier)
+    x = x ^ (x >> np.uint32(16))
+    return (x.astype(np.int64) % n_examples).astype(np.int32)
 
 
 def _per_trial(tf, values, like):
@@ -145,12 +162,8 @@ class Engine:
             raise ValueError(f"optimizer '{optimizer}': unknown (known: {', '.join(OPTIMIZERS)})")
         self.tf, self.model, self.optimizer, self.batch_size = tf, model, optimizer, batch_size
         self.dtype = tf.float64 if precision == "float64" else tf.float32
-        self.input_shape = arrays.x_train.shape[1:]
         self.num_classes = arrays.num_classes
-        self.x_train = tf.constant(arrays.x_train, self.dtype)
-        self.y_train = tf.constant(arrays.y_train, tf.int32)
-        self.x_validation = tf.constant(arrays.x_validation, self.dtype)
-        self.y_validation = tf.constant(arrays.y_validation, tf.int32)
+        self._hold_data(arrays)
         self.eval_batch_size = eval_batch_size
         self.intervals = tf.function(self._intervals, jit_compile=True)
         self.evaluate = tf.function(self._evaluate, jit_compile=True)
@@ -158,6 +171,15 @@ class Engine:
         # Filled by run(): where the wall time went, for the benchmark and the job log.
         self.stats = {"calls": 0, "first_call_s": 0.0, "call_s": 0.0, "host_s": 0.0, "graph_sizes": [], "trial_steps": 0, "slot_steps": 0}
         self.compiled_sizes: set[int] = set()  # graph sizes already compiled: reused across runs
+
+    def _hold_data(self, arrays) -> None:
+        """Keep the training and validation sets on the device (streaming.StreamingEngine reads them from disk instead)."""
+        tf = self.tf
+        self.input_shape = arrays.x_train.shape[1:]
+        self.x_train = tf.constant(arrays.x_train, self.dtype)
+        self.y_train = tf.constant(arrays.y_train, tf.int32)
+        self.x_validation = tf.constant(arrays.x_validation, self.dtype)
+        self.y_validation = tf.constant(arrays.y_validation, tf.int32)
 
     # -- compiled pieces -------------------------------------------------------------------
     def _loss(self, logits, labels, label_smoothing):
@@ -180,70 +202,23 @@ class Engine:
         their divergence limit. That costs a new trial one interval of its slot, instead of an extra
         evaluation of every slot whenever one is refilled.
 
-        Returns the new state and, per interval k < n_intervals and slot, whether it recorded an
-        evaluation and at which step, with its training loss and validation metrics.
+        Returns the new state and, per interval k < n_intervals and slot, its training loss and
+        validation metrics, and the step of its evaluation (-1 where it recorded none) and whether
+        it is alive.
         """
         tf = self.tf
         n_slots = steps.shape[0]
         zeros = tf.zeros([n_slots], self.dtype)
-        decay = tf.maximum(hyper["decay_steps"], 1.0)
-        n_examples = self.x_train.shape[0]
-        chance_ce = tf.constant(math.log(self.num_classes), self.dtype)
-        goal = tf.cast(hyper["goal"], tf.float64)
 
         def interval_fn(k, weights, velocity, alive, loss_limit, steps, fresh, done, records, record_steps):
-            n_steps = tf.where(done | fresh, 0, tf.minimum(hyper["eval_every"], hyper["budget"] - steps))
-
-            def step_fn(i, weights, velocity, alive, loss_sum, loss_count):
-                step = steps + i
-                active = alive & (i < n_steps)
-                progress = tf.minimum(tf.cast(step, self.dtype), decay) / decay
-                rate = hyper["learning_rate"] * tf.where(hyper["decay_steps"] > 0, 1 - (1 - hyper["end_factor"]) * progress, tf.ones_like(progress))
-                index = _batch_indices(tf, hyper["seed"], step, self.batch_size, n_examples)
-                x, y = tf.gather(self.x_train, index), tf.gather(self.y_train, index)
-                with tf.GradientTape() as tape:
-                    tape.watch(weights)
-                    loss = self._loss(self.model.apply(weights, x, shared=False), y, hyper["label_smoothing"])
-                    total = tf.reduce_sum(tf.where(active, loss, tf.zeros_like(loss)))
-                grads = tape.gradient(total, weights)
-                alive = alive & tf.where(active, tf.math.is_finite(loss) & (loss < loss_limit), True)
-                keep = active & alive
-                # A slot that does not train this step keeps its state through its per-trial
-                # scalars, not a per-weight select: its gradient is zero (its loss is left out of
-                # `total`), a zero learning rate keeps its weights and a momentum of one its
-                # velocity. A diverged slot's weights may turn NaN; it is finished and never read.
-                rate = tf.where(keep, rate, tf.zeros_like(rate))
-                momentum = tf.where(keep, hyper["momentum"], tf.ones_like(rate))
-                new_weights, new_velocity = [], []
-                for w, v, g in zip(weights, velocity, grads):
-                    lr, m = _per_trial(tf, rate, w), _per_trial(tf, momentum, w)
-                    if self.optimizer == "sgd":
-                        new_velocity.append(v)
-                        new_weights.append(w - lr * g)
-                    else:
-                        v_next = m * v + g
-                        direction = g + m * v_next if self.optimizer == "nesterov" else v_next
-                        new_velocity.append(v_next)
-                        new_weights.append(w - lr * direction)
-                loss_sum = loss_sum + tf.where(keep, loss, tf.zeros_like(loss))
-                loss_count = loss_count + tf.cast(keep, self.dtype)
-                return i + 1, new_weights, new_velocity, alive, loss_sum, loss_count
-
-            _, weights, velocity, alive, loss_sum, loss_count = tf.while_loop(
-                lambda i, *_: i < tf.reduce_max(n_steps), step_fn, [tf.constant(0), weights, velocity, alive, zeros, zeros]
-            )
+            n_steps = self._steps_this_interval(hyper, steps, fresh, done)
+            weights, velocity, alive, loss_sum, loss_count = self._train_steps(weights, velocity, alive, loss_limit, hyper, steps, n_steps, zeros, zeros)
             steps = steps + n_steps
-            val_ce, val_error = self._evaluate(weights)
-            loss_limit = tf.where(fresh, hyper["divergence_factor"] * tf.maximum(val_ce, chance_ce), loss_limit)
-            alive = alive & tf.where(fresh, tf.math.is_finite(val_ce), True)
-            recorded = ~done
-            metric = tf.cast(tf.where(hyper["metric_is_error"], val_error, val_ce), tf.float64)
-            met = tf.where(hyper["minimize"], metric < goal, metric > goal)
-            done = done | ~alive | ~tf.math.is_finite(val_ce) | (steps >= hyper["budget"]) | (stop & met)
-            metrics = tf.stack([loss_sum / tf.maximum(loss_count, 1.0), val_ce, val_error])
+            alive, loss_limit, done, metrics, steps_and_alive = self._close_interval(
+                alive, loss_limit, hyper, steps, fresh, done, stop, loss_sum, loss_count, *self._evaluate(weights)
+            )
             records = tf.tensor_scatter_nd_update(records, [[k]], metrics[None])
-            # Step of each recorded evaluation, -1 where a slot recorded none; alive as 0/1.
-            record_steps = tf.tensor_scatter_nd_update(record_steps, [[k]], tf.stack([tf.where(recorded, steps, -1), tf.cast(alive, tf.int32)])[None])
+            record_steps = tf.tensor_scatter_nd_update(record_steps, [[k]], steps_and_alive[None])
             return k + 1, weights, velocity, alive, loss_limit, steps, tf.zeros_like(fresh), done, records, record_steps
 
         records = tf.zeros([MAX_INTERVALS_PER_CALL, 3, n_slots], self.dtype)
@@ -255,6 +230,81 @@ class Engine:
         )
         return weights, velocity, alive, loss_limit, records, record_steps
 
+    def _steps_this_interval(self, hyper, steps, fresh, done):
+        """Steps each slot trains in its next interval: none when done or fresh (step-0 evaluation)."""
+        tf = self.tf
+        return tf.where(done | fresh, 0, tf.minimum(hyper["eval_every"], hyper["budget"] - steps))
+
+    def _train_steps(self, weights, velocity, alive, loss_limit, hyper, steps, n_steps, loss_sum, loss_count, batches=None):
+        """Train slot r n_steps[r] steps from steps[r], adding its training losses to loss_sum and loss_count.
+
+        Each step's minibatch is gathered from the device-resident training set at `_batch_indices`,
+        or, for a streamed dataset, taken from `batches` = (x [steps, slots, batch, ...], y [steps, slots, batch])
+        read on the host at the same indices.
+        """
+        tf = self.tf
+        decay = tf.maximum(hyper["decay_steps"], 1.0)
+
+        def step_fn(i, weights, velocity, alive, loss_sum, loss_count):
+            step = steps + i
+            active = alive & (i < n_steps)
+            progress = tf.minimum(tf.cast(step, self.dtype), decay) / decay
+            rate = hyper["learning_rate"] * tf.where(hyper["decay_steps"] > 0, 1 - (1 - hyper["end_factor"]) * progress, tf.ones_like(progress))
+            if batches is None:
+                index = _batch_indices(tf, hyper["seed"], step, self.batch_size, self.x_train.shape[0])
+                x, y = tf.gather(self.x_train, index), tf.gather(self.y_train, index)
+            else:
+                x, y = tf.cast(batches[0][i], self.dtype), batches[1][i]
+            with tf.GradientTape() as tape:
+                tape.watch(weights)
+                loss = self._loss(self.model.apply(weights, x, shared=False), y, hyper["label_smoothing"])
+                total = tf.reduce_sum(tf.where(active, loss, tf.zeros_like(loss)))
+            grads = tape.gradient(total, weights)
+            alive = alive & tf.where(active, tf.math.is_finite(loss) & (loss < loss_limit), True)
+            keep = active & alive
+            # A slot that does not train this step keeps its state through its per-trial
+            # scalars, not a per-weight select: its gradient is zero (its loss is left out of
+            # `total`), a zero learning rate keeps its weights and a momentum of one its
+            # velocity. A diverged slot's weights may turn NaN; it is finished and never read.
+            rate = tf.where(keep, rate, tf.zeros_like(rate))
+            momentum = tf.where(keep, hyper["momentum"], tf.ones_like(rate))
+            new_weights, new_velocity = [], []
+            for w, v, g in zip(weights, velocity, grads):
+                lr, m = _per_trial(tf, rate, w), _per_trial(tf, momentum, w)
+                if self.optimizer == "sgd":
+                    new_velocity.append(v)
+                    new_weights.append(w - lr * g)
+                else:
+                    v_next = m * v + g
+                    direction = g + m * v_next if self.optimizer == "nesterov" else v_next
+                    new_velocity.append(v_next)
+                    new_weights.append(w - lr * direction)
+            loss_sum = loss_sum + tf.where(keep, loss, tf.zeros_like(loss))
+            loss_count = loss_count + tf.cast(keep, self.dtype)
+            return i + 1, new_weights, new_velocity, alive, loss_sum, loss_count
+
+        _, weights, velocity, alive, loss_sum, loss_count = tf.while_loop(
+            lambda i, *_: i < tf.reduce_max(n_steps), step_fn, [tf.constant(0), weights, velocity, alive, loss_sum, loss_count]
+        )
+        return weights, velocity, alive, loss_sum, loss_count
+
+    def _close_interval(self, alive, loss_limit, hyper, steps, fresh, done, stop, loss_sum, loss_count, val_ce, val_error):
+        """After an interval's evaluation: divergence limits of fresh slots from their step-0 point,
+        which slots are now done, and the interval's record (mean training loss, validation metrics;
+        step or -1 where the slot recorded nothing, alive as 0/1)."""
+        tf = self.tf
+        fresh_limit = hyper["divergence_factor"] * tf.maximum(val_ce, tf.constant(math.log(self.num_classes), self.dtype))
+        loss_limit = tf.where(fresh, fresh_limit, loss_limit)
+        alive = alive & tf.where(fresh, tf.math.is_finite(val_ce), True)
+        recorded = ~done
+        metric = tf.cast(tf.where(hyper["metric_is_error"], val_error, val_ce), tf.float64)
+        goal = tf.cast(hyper["goal"], tf.float64)
+        met = tf.where(hyper["minimize"], metric < goal, metric > goal)
+        done = done | ~alive | ~tf.math.is_finite(val_ce) | (steps >= hyper["budget"]) | (stop & met)
+        metrics = tf.stack([loss_sum / tf.maximum(loss_count, 1.0), val_ce, val_error])
+        steps_and_alive = tf.stack([tf.where(recorded, steps, -1), tf.cast(alive, tf.int32)])
+        return alive, loss_limit, done, metrics, steps_and_alive
+
     def _evaluate(self, weights):
         """Validation cross-entropy and error of every trial, the validation set on the device."""
         tf = self.tf
@@ -265,11 +315,17 @@ class Engine:
         for start in range(0, n, self.eval_batch_size):
             x = self.x_validation[start : start + self.eval_batch_size]
             y = self.y_validation[start : start + self.eval_batch_size]
-            logits = self.model.apply(weights, x, shared=True)
-            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.broadcast_to(y[None], logits.shape[:2]), logits)
-            ce_sum += tf.reduce_sum(ce, axis=1)
-            wrong += tf.reduce_sum(tf.cast(tf.argmax(logits, -1, output_type=tf.int32) != y[None], self.dtype), axis=1)
+            ce_sum, wrong = self._add_evaluation(weights, x, y, ce_sum, wrong)
         return ce_sum / n, wrong / n
+
+    def _add_evaluation(self, weights, x, y, ce_sum, wrong):
+        """Add one validation batch's summed cross-entropy and error count of every trial."""
+        tf = self.tf
+        logits = self.model.apply(weights, tf.cast(x, self.dtype), shared=True)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.broadcast_to(y[None], logits.shape[:2]), logits)
+        ce_sum += tf.reduce_sum(ce, axis=1)
+        wrong += tf.reduce_sum(tf.cast(tf.argmax(logits, -1, output_type=tf.int32) != y[None], self.dtype), axis=1)
+        return ce_sum, wrong
 
     # -- driver ----------------------------------------------------------------------------
     def group_size_for(self, n_trials: int) -> int:

@@ -249,10 +249,12 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
         from batch_science import data
         from batch_science.engine import Engine, Progress, Target
         from batch_science.models import get_model
+        from batch_science.streaming import StreamedData, StreamingEngine
 
         workload = config["workloads"][study.workload]
         arrays = data.load(workload["dataset"], config["data_dir"])
-        engine = Engine(get_model(workload["model"]), arrays, study.optimizer, study.batch_size, config["precision"])
+        engine_class = StreamingEngine if isinstance(arrays, StreamedData) else Engine  # same results; reads from disk
+        engine = engine_class(get_model(workload["model"]), arrays, study.optimizer, study.batch_size, config["precision"])
         resume = {}
         for trial in todo if strategy is None else []:  # data-parallel trials are not checkpointed mid-trial
             like = engine.model.init(trial["seed"], engine.input_shape, engine.num_classes)

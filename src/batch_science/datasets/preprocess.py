@@ -20,9 +20,15 @@ the first examples of the training split; `classes` keeps the examples of the fi
 
 Which parts of this the paper used is as PAPER.md states (standardisation, augmentation
 where used, tokenisation for LM1B); the exact crop sizes and vocabulary are recalled,
-unconfirmed. Everything is held in memory as arrays (the engine trains from device-resident
-arrays), so imagenet2012 at full size needs a streaming input pipeline this module does not
-provide; `train_examples` makes it usable on a subset.
+unconfirmed.
+
+Datasets that fit in memory are held as arrays (the engine trains from device-resident arrays).
+Larger ones, imagenet2012 at full size, are streamed (batch_science/streaming.py, chosen by
+`dataset.streaming` and `dataset.in_memory_limit_gb`): each chunk of training steps reads its
+examples from disk and runs the same per-image functions as here (`scaled_image`,
+`standardised`), with the per-channel statistics from the same chunked pass over the training
+images (`channel_statistics`), so both paths give the same numbers. Streaming covers images and
+raw tensors (with `classes` and training subsets); text needs the in-memory path.
 """
 from __future__ import annotations
 
@@ -35,6 +41,11 @@ import numpy as np
 
 # ImageNet resize: shorter side to crop_size / 0.875 before the centre crop (224 -> 256).
 CENTRAL_CROP_FRACTION = 0.875
+# Variable-size images (ImageNet) are cropped to this size unless dataset.image_size says otherwise.
+DEFAULT_IMAGE_SIZE = 224
+# Training images per partial sum of the per-channel statistics: the same chunks whether the
+# images are in memory or streamed, so both paths standardise with the same numbers to the bit.
+STATISTICS_CHUNK = 1024
 END_OF_SENTENCE = 0
 
 
@@ -76,7 +87,9 @@ def _subset_size(spec: dict, n_available: int) -> int:
 def _split_arrays(builder, split: str, limit: int | None = None):
     import tensorflow_datasets as tfds
 
-    ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+    from batch_science.data import supervised_examples
+
+    ds = supervised_examples(builder, split)
     if limit:
         ds = ds.take(limit)
     xs, ys = [], []
@@ -94,33 +107,63 @@ def keep_classes(xs: list, ys: list, classes: int) -> tuple[list, list]:
 
 # -- images ----------------------------------------------------------------------------------
 
-def resize_and_centre_crop(image: np.ndarray, size: int) -> np.ndarray:
-    """Shorter side to size / 0.875, then the central size x size crop (uint8 in, float32 [0, 1] out)."""
+def scaled_image(image, size: int | None):
+    """One uint8 image as float32 in [0, 1], resized and centre-cropped to size x size unless size is None.
+
+    TensorFlow ops only, so the streamed path runs it inside its tf.data pipeline.
+    """
     import tensorflow as tf
 
-    height, width = image.shape[:2]
-    scale = size / CENTRAL_CROP_FRACTION / min(height, width)
-    new = (max(size, round(height * scale)), max(size, round(width * scale)))
-    resized = tf.image.resize(tf.convert_to_tensor(image, tf.float32) / 255.0, new, antialias=True).numpy()
+    image = tf.cast(image, tf.float32) / 255.0
+    if not size:
+        return image
+    # Shorter side to size / 0.875 (Python's round-half-even, as tf.round), then the central crop.
+    shape = tf.cast(tf.shape(image)[:2], tf.float64)
+    scale = size / CENTRAL_CROP_FRACTION / tf.reduce_min(shape)
+    new = tf.maximum(size, tf.cast(tf.round(shape * scale), tf.int32))
+    resized = tf.image.resize(image, new, antialias=True)
     top, left = (new[0] - size) // 2, (new[1] - size) // 2
     return resized[top : top + size, left : left + size]
 
 
-def image_arrays(images: list[np.ndarray], image_size: int | None) -> np.ndarray:
-    """Stack images as float32 in [0, 1]; variable-size images (ImageNet) are resized and cropped."""
-    if image_size or len({img.shape for img in images}) > 1:
-        size = image_size or 224
-        return np.stack([resize_and_centre_crop(img, size) for img in images]).astype(np.float32)
-    return np.stack(images).astype(np.float32) / 255.0
+def resize_and_centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """Shorter side to size / 0.875, then the central size x size crop (uint8 in, float32 [0, 1] out)."""
+    return scaled_image(image, size).numpy()
+
+
+def image_size(spec: dict, feature) -> int | None:
+    """The side images are resized and cropped to: dataset.image_size, 224 for variable-size images, else None."""
+    return spec.get("image_size") or (DEFAULT_IMAGE_SIZE if None in feature.shape[:2] else None)
+
+
+def image_arrays(images: list[np.ndarray], size: int | None) -> np.ndarray:
+    """Stack images as float32 in [0, 1] (`scaled_image` of each)."""
+    if size or len({img.shape for img in images}) > 1:
+        return np.stack([resize_and_centre_crop(img, size or DEFAULT_IMAGE_SIZE) for img in images]).astype(np.float32)
+    return scaled_image(np.stack(images), None).numpy()
+
+
+def channel_statistics(chunks) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation (float64) of training images given in chunks of STATISTICS_CHUNK."""
+    total = squares = 0.0
+    count = 0
+    for chunk in chunks:
+        values = np.asarray(chunk, np.float64).reshape(-1, chunk.shape[-1])
+        total, squares, count = total + values.sum(axis=0), squares + np.square(values).sum(axis=0), count + len(values)
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - np.square(mean), 0.0))
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def standardised(images, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(images - mean) / std per channel, in float64, rounded to float32."""
+    return ((np.asarray(images, np.float64) - mean) / std).astype(np.float32)
 
 
 def standardise(train: np.ndarray, *others: np.ndarray):
     """Per-channel standardisation with the training set's mean and standard deviation."""
-    axes = tuple(range(train.ndim - 1))
-    mean = train.mean(axis=axes, keepdims=True)
-    std = train.std(axis=axes, keepdims=True)
-    std = np.where(std > 0, std, 1.0)
-    return tuple(((a - mean) / std).astype(np.float32) for a in (train, *others))
+    mean, std = channel_statistics(train[start : start + STATISTICS_CHUNK] for start in range(0, len(train), STATISTICS_CHUNK))
+    return tuple(standardised(a, mean, std) for a in (train, *others))
 
 
 def augment_batch(x, seeds, step, augmentation: str):
@@ -242,13 +285,17 @@ def load_arrays(builder, spec: dict, data_dir: str):
         xv, yv = token_windows([_text(s) for s in x_validation], tokenizer, length)
         return Arrays(xt, yt, xv, yv, tokenizer.vocab_size)
 
-    image_size = spec.get("image_size")
-    train, validation = image_arrays(x_train, image_size), image_arrays(x_validation, image_size)
+    size = image_size(spec, builder.info.features[builder.info.supervised_keys[0]])
+    train, validation = image_arrays(x_train, size), image_arrays(x_validation, size)
     train, validation = standardise(train, validation)
     label = builder.info.features[builder.info.supervised_keys[1]]
     num_classes = min(spec["classes"], label.num_classes) if spec.get("classes") else label.num_classes
+    return Arrays(train, np.asarray(y_train, np.int32), validation, np.asarray(y_validation, np.int32), num_classes, augmenter(spec))
+
+
+def augmenter(spec: dict):
+    """The dataset's device-side augmentation as augment(x, seeds, step), or None."""
     augmentation = spec.get("augmentation", "none")
-    arrays = Arrays(train, np.asarray(y_train, np.int32), validation, np.asarray(y_validation, np.int32), num_classes)
-    if augmentation != "none":
-        arrays.augment = lambda x, seeds, step: augment_batch(x, seeds, step, augmentation)
-    return arrays
+    if augmentation == "none":
+        return None
+    return lambda x, seeds, step: augment_batch(x, seeds, step, augmentation)
