@@ -55,16 +55,23 @@ def metaparameter_figures():
     ]
 
 
-def noise_scale_outputs():
-    """The noise-scale figure and summary, unless the config turns the measurement off."""
+def noise_scale_workloads():
+    """Workloads whose noise scale is measured: all, unless the config or the workload turns it off."""
     if not config["noise_scale"]["enabled"]:
+        return []
+    return [w for w, spec in config["workloads"].items() if spec.get("noise_scale", {}).get("enabled", True)]
+
+
+def noise_scale_outputs():
+    """The noise-scale figure and summary, if any workload's noise scale is measured."""
+    if not noise_scale_workloads():
         return []
     return [f"{RESULTS}/figures/noise_scale.png", f"{RESULTS}/noise_scale_summary.md"]
 
 
 def noise_scale_runs():
-    """One noise-scale run per workload."""
-    return [f"{RESULTS}/noise_scale/{w}.csv" for w in config["workloads"]]
+    """One noise-scale run per measured workload."""
+    return [f"{RESULTS}/noise_scale/{w}.csv" for w in noise_scale_workloads()]
 
 
 def tune_data_parallel(wildcards):

@@ -105,3 +105,6 @@ def test_dry_run_lists_a_tune_job_per_shard_of_every_study(paper, tmp_path):
     assert int(counts["tune"]) == 418 * 10
     assert int(counts["prepare_data"]) == 5  # mnist, fashion_mnist, cifar10, imagenet2012, lm1b
     assert int(counts["plot_metaparameters"]) == sum(len(w["optimizers"]) for w in paper["workloads"].values())
+    # Streamed ImageNet workloads turn their noise-scale run off; every other workload has one.
+    in_memory = [name for name, w in paper["workloads"].items() if not w["dataset"].get("streaming")]
+    assert int(counts["noise_scale"]) == len(in_memory) == len(paper["workloads"]) - 4
