@@ -1,6 +1,6 @@
 """Load a workload's dataset through tensorflow-datasets into in-memory arrays.
 
-Built-in builders (MNIST-1D) and downloadable tfds datasets share this one path.
+Built-in builders (MNIST-1D, synthetic_text) and downloadable tfds datasets share this one path.
 """
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ class Arrays:
 def _builder(name: str, data_dir: str, manual_dir: str | None = None):
     import tensorflow_datasets as tfds
 
-    import batch_science.datasets.mnist1d  # noqa: F401  registers the built-in builder
+    import batch_science.datasets.mnist1d  # noqa: F401  registers the built-in builders
+    import batch_science.datasets.synthetic_text  # noqa: F401
 
     try:
         return tfds.builder(name, data_dir=data_dir)

@@ -130,6 +130,7 @@ class Engine:
         self.x_validation = tf.constant(arrays.x_validation, self.dtype)
         self.y_validation = tf.constant(arrays.y_validation, tf.int32)
         self.eval_batch_size = eval_batch_size
+        self.augment = arrays.augment
         self.interval = tf.function(self._interval, jit_compile=True)
         self.evaluate = tf.function(self._evaluate, jit_compile=True)
         self.max_trials_per_graph = getattr(model, "max_trials_per_graph", None)
@@ -139,12 +140,14 @@ class Engine:
 
     # -- compiled pieces -------------------------------------------------------------------
     def _loss(self, logits, labels, label_smoothing):
+        """Label-smoothed cross-entropy per trial: the mean over examples and, for language models
+        (labels [trials, batch, length]), over every token."""
         tf = self.tf
         log_probs = tf.nn.log_softmax(logits)
         true_class = -tf.reduce_sum(tf.one_hot(labels, self.num_classes, dtype=logits.dtype) * log_probs, axis=-1)
         uniform = -tf.reduce_mean(log_probs, axis=-1)
-        smoothing = label_smoothing[:, None]
-        return tf.reduce_mean((1 - smoothing) * true_class + smoothing * uniform, axis=-1)  # [trials]
+        smoothing = _per_trial(tf, label_smoothing, true_class)
+        return tf.reduce_mean((1 - smoothing) * true_class + smoothing * uniform, axis=list(range(1, len(true_class.shape))))  # [trials]
 
     def _interval(self, weights, velocity, alive, loss_limit, hyper, steps, n_steps, fresh):
         """One evaluation interval of every slot, then its validation metrics.
@@ -168,6 +171,8 @@ class Engine:
             rate = hyper["learning_rate"] * tf.where(hyper["decay_steps"] > 0, 1 - (1 - hyper["end_factor"]) * progress, tf.ones_like(progress))
             index = _batch_indices(tf, hyper["seed"], step, self.batch_size, n_examples)
             x, y = tf.gather(self.x_train, index), tf.gather(self.y_train, index)
+            if self.augment is not None:  # training batches only; stateless, keyed by trial seed and step
+                x = self.augment(x, hyper["seed"], step)
             with tf.GradientTape() as tape:
                 tape.watch(weights)
                 loss = self._loss(self.model.apply(weights, x, shared=False), y, hyper["label_smoothing"])
@@ -201,20 +206,28 @@ class Engine:
         return weights, velocity, alive, loss_limit, train_loss, val_ce, val_error
 
     def _evaluate(self, weights):
-        """Validation cross-entropy and error of every trial, the validation set on the device."""
+        """Validation cross-entropy and error of every trial, the validation set on the device.
+
+        Language models (labels [examples, length]) are scored per token: the mean cross-entropy
+        and the fraction of wrongly predicted next tokens; `eval_batch_size` then counts tokens.
+        """
         tf = self.tf
         n = self.x_validation.shape[0]
+        tokens = int(np.prod(self.y_validation.shape[1:]))  # labels per example: 1, or the sequence length
+        chunk = max(1, self.eval_batch_size // tokens)
         n_trials = weights[0].shape[0]
         ce_sum = tf.zeros([n_trials], self.dtype)
         wrong = tf.zeros([n_trials], self.dtype)
-        for start in range(0, n, self.eval_batch_size):
-            x = self.x_validation[start : start + self.eval_batch_size]
-            y = self.y_validation[start : start + self.eval_batch_size]
+        for start in range(0, n, chunk):
+            x = self.x_validation[start : start + chunk]
+            y = self.y_validation[start : start + chunk]
             logits = self.model.apply(weights, x, shared=True)
-            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.broadcast_to(y[None], logits.shape[:2]), logits)
-            ce_sum += tf.reduce_sum(ce, axis=1)
-            wrong += tf.reduce_sum(tf.cast(tf.argmax(logits, -1, output_type=tf.int32) != y[None], self.dtype), axis=1)
-        return ce_sum / n, wrong / n
+            labels = tf.broadcast_to(y[None], logits.shape[:-1])
+            per_trial = list(range(1, len(labels.shape)))
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+            ce_sum += tf.reduce_sum(ce, axis=per_trial)
+            wrong += tf.reduce_sum(tf.cast(tf.argmax(logits, -1, output_type=tf.int32) != labels, self.dtype), axis=per_trial)
+        return ce_sum / (n * tokens), wrong / (n * tokens)
 
     # -- driver ----------------------------------------------------------------------------
     def group_size_for(self, n_trials: int) -> int:

@@ -1,0 +1,53 @@
+"""The paper's workloads through Engine.run: language models scored per token, augmentation, batch norm at evaluation."""
+import numpy as np
+import pytest
+
+from batch_science.engine import REACHED, Engine, Target
+from batch_science.models import get_model
+
+pytestmark = pytest.mark.slow
+
+TEXT = {"name": "synthetic_text", "tokenizer": "bytes", "sequence_length": 32}
+
+
+def make_trials(learning_rates, budget, eval_every, momentum=0.9, seed=11):
+    return [dict(trial_id=i, learning_rate=lr, momentum=momentum, decay_steps=0, end_factor=1.0, label_smoothing=0.0,
+                 seed=seed + i, step_budget=budget, eval_every=eval_every) for i, lr in enumerate(learning_rates)]
+
+
+@pytest.fixture(scope="module")
+def text_arrays(synthetic_text_data_dir):
+    from batch_science import data
+
+    return data.load(TEXT, synthetic_text_data_dir)
+
+
+@pytest.mark.parametrize("spec, learning_rate", [
+    ({"name": "transformer_lm", "layers": 1, "d_model": 16, "heads": 2, "d_ff": 32}, 0.05),
+    ({"name": "lstm_lm", "layers": 1, "hidden": 32, "embedding": 16}, 1.0),
+], ids=["transformer_lm", "lstm_lm"])
+def test_language_models_train_on_every_token_and_reach_a_cross_entropy_target(text_arrays, spec, learning_rate):
+    assert text_arrays.y_train.shape == text_arrays.x_train.shape  # one next-token label per position
+    engine = Engine(get_model(spec), text_arrays, "momentum", batch_size=16)
+    [outcome] = engine.run(make_trials([learning_rate], budget=60, eval_every=20), Target("cross_entropy", 3.5), stop_at_target=False)
+    val_ce = [point["val_cross_entropy"] for point in outcome.curve]
+    train_ce = [point["train_cross_entropy"] for point in outcome.curve[1:]]
+    assert val_ce[0] > 5.0 and val_ce[-1] < val_ce[0] - 2.0 and train_ce[-1] < train_ce[0], outcome.curve
+    assert outcome.status == REACHED and outcome.steps_to_result == next(p["step"] for p in outcome.curve if p["val_cross_entropy"] < 3.5)
+    assert outcome.curve[-1]["val_error"] < outcome.curve[0]["val_error"]
+
+
+def test_language_model_evaluation_is_the_mean_over_every_validation_token(text_arrays):
+    """Evaluation in chunks (counted in tokens: 100 sequences) give the per-token mean of the whole split."""
+    import tensorflow as tf
+
+    model = get_model({"name": "transformer_lm", "layers": 1, "d_model": 8, "heads": 2, "d_ff": 8})
+    engine = Engine(model, text_arrays, "sgd", batch_size=4, precision="float64", eval_batch_size=32 * 100)
+    weights = [tf.constant(np.stack(w)) for w in zip(*(model.init(seed, engine.input_shape, engine.num_classes) for seed in (1, 2)))]
+    val_ce, val_error = (t.numpy() for t in engine.evaluate(weights))
+    logits = model.apply(weights, tf.constant(text_arrays.x_validation, tf.float64), shared=True).numpy()
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    labels = text_arrays.y_validation
+    expected_ce = -np.take_along_axis(log_probs, np.broadcast_to(labels[None, ..., None], (2, *labels.shape, 1)), -1).mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(val_ce, expected_ce, rtol=1e-9)
+    np.testing.assert_allclose(val_error, (logits.argmax(-1) != labels[None]).mean(axis=(1, 2)), rtol=1e-12)
