@@ -150,7 +150,7 @@ def _run_nqm_trials(config: dict, study: Study, todo: list[dict], save) -> None:
 def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves_out: str, partial_dir: str, threads: int = 1) -> None:
     started = time.monotonic()
     base = study_record(config, study)
-    trials = study_trials(config, study, shard_trials(config, shard))
+    trials = study_trials(config, study, shard_trials(config, shard, study.workload))
     label = f"{study.path} shard {shard}"
     if "SLURM_JOB_ID" in os.environ:  # where the job ran, to match with squeue/sacct and the GPU it got
         log.info(
