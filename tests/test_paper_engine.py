@@ -51,3 +51,21 @@ def test_language_model_evaluation_is_the_mean_over_every_validation_token(text_
     expected_ce = -np.take_along_axis(log_probs, np.broadcast_to(labels[None, ..., None], (2, *labels.shape, 1)), -1).mean(axis=(1, 2, 3))
     np.testing.assert_allclose(val_ce, expected_ce, rtol=1e-9)
     np.testing.assert_allclose(val_error, (logits.argmax(-1) != labels[None]).mean(axis=(1, 2)), rtol=1e-12)
+
+
+def test_language_model_study_runs_end_to_end_through_snakemake(tmp_path):
+    """Data, tune (the workload's own 2 trials), aggregate and fit of an LSTM on generated text; the
+    figures read only these tables (tests/test_pipeline.py runs them)."""
+    import pandas as pd
+
+    from conftest import REPO, run_snakemake
+
+    results = tmp_path / "results" / "tiny_lm"
+    run_snakemake(tmp_path, "results/tiny_lm/fits.csv", "--cores", "2", "--configfile", str(REPO / "tests" / "configs" / "tiny_lm.yaml"))
+    trials, curves = pd.read_parquet(results / "trials.parquet"), pd.read_parquet(results / "curves.parquet")
+    steps = pd.read_csv(results / "steps_to_result.csv")
+    assert sorted(trials["batch_size"]) == [8, 8, 32, 32] and set(trials["target_metric"]) == {"cross_entropy"}
+    for _, curve in curves.groupby(["batch_size", "trial_id"]):
+        assert curve["val_cross_entropy"].iloc[-1] < curve["val_cross_entropy"].iloc[0] - 2.0
+    assert steps["steps_to_result"].notna().all() and (steps["n_trials"] == 2).all()
+    assert pd.read_csv(results / "fits.csv")["s_min"].notna().all()
