@@ -45,6 +45,9 @@ AUTO_GROUP_BYTES = 2**30
 # results, the same from run to run.
 SHRINK_WORTH_FLOPS = 5e10
 HASH_MULTIPLIERS = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D)
+# Training examples whose batch-norm statistics normalise every evaluation (precise BN, paper_models.py):
+# this many, evenly spaced through the training set, the same for every trial and evaluation.
+BATCH_NORM_EXAMPLES = 1024
 
 
 @dataclass
@@ -210,8 +213,15 @@ class Engine:
 
         Language models (labels [examples, length]) are scored per token: the mean cross-entropy
         and the fraction of wrongly predicted next tokens; `eval_batch_size` then counts tokens.
+        Models with batch norm normalise with population statistics of fixed training examples
+        (precise BN), so the metrics do not depend on how the validation set is chunked.
         """
         tf = self.tf
+        statistics = None
+        if hasattr(self.model, "batch_norm_statistics"):
+            n_train = self.x_train.shape[0]
+            sample = self.x_train[:: max(1, n_train // BATCH_NORM_EXAMPLES)][:BATCH_NORM_EXAMPLES]
+            statistics = self.model.batch_norm_statistics(weights, sample)
         n = self.x_validation.shape[0]
         tokens = int(np.prod(self.y_validation.shape[1:]))  # labels per example: 1, or the sequence length
         chunk = max(1, self.eval_batch_size // tokens)
@@ -221,7 +231,7 @@ class Engine:
         for start in range(0, n, chunk):
             x = self.x_validation[start : start + chunk]
             y = self.y_validation[start : start + chunk]
-            logits = self.model.apply(weights, x, shared=True)
+            logits = self.model.apply(weights, x, shared=True) if statistics is None else self.model.apply(weights, x, shared=True, statistics=statistics)
             labels = tf.broadcast_to(y[None], logits.shape[:-1])
             per_trial = list(range(1, len(labels.shape)))
             ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
