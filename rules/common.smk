@@ -15,7 +15,6 @@ validate(config, "../workflow/schemas/config.schema.yaml")
 
 RESULTS = f"results/{config['study']}"
 STUDIES = study_config.studies(config)
-SHARDS = range(study_config.shard_count(config))
 DATASETS = sorted({w["dataset"]["name"] for w in config["workloads"].values()})
 
 
@@ -32,7 +31,7 @@ def study_tables(kind):
     return [
         f"{RESULTS}/{kind}/{s.workload}/{s.optimizer}/b{s.batch_size}/shard{shard}.parquet"
         for s in STUDIES
-        for shard in SHARDS
+        for shard in range(study_config.shard_count(config, s.workload))
     ]
 
 

@@ -37,6 +37,16 @@ def prepared_data_dir(mnist1d_data_dir):
     return mnist1d_data_dir
 
 
+@pytest.fixture(scope="session")
+def synthetic_text_data_dir(tmp_path_factory):
+    """The built-in generated text corpus, prepared once per test session through its tfds builder."""
+    from batch_science import data
+
+    data_dir = tmp_path_factory.mktemp("tfds_text")
+    data.prepare("synthetic_text", str(data_dir))
+    return str(data_dir)
+
+
 def run_snakemake(workdir: Path, *args, check=True, timeout=900):
     """Run the repository's workflow with `workdir` as its working directory."""
     command = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]

@@ -1,10 +1,11 @@
 """A bad config stops with one line naming the key, before any job runs."""
 import copy
+import re
 
 import pytest
 import yaml
 
-from batch_science.config import ConfigError, load_config, shard_trials, steps_for, studies, validate_config
+from batch_science.config import ConfigError, load_config, shard_count, shard_trials, steps_for, studies, validate_config
 from conftest import REPO, TINY_CONFIG, run_snakemake
 
 
@@ -75,8 +76,27 @@ def test_steps_for_resolves_every_form():
 
 def test_shards_cover_every_trial_once(tiny_config):
     config = dict(tiny_config, trials=7, trials_per_job=3)
-    ids = [i for shard in range(3) for i in shard_trials(config, shard)]
+    ids = [i for shard in range(3) for i in shard_trials(config, shard, "mnist1d_mlp")]
     assert ids == list(range(7))
+
+
+def test_a_workload_sets_its_own_trial_count_and_shards(tiny_config):
+    config = copy.deepcopy(tiny_config)
+    config["workloads"]["lstm_like"] = dict(config["workloads"]["mnist1d_mlp"], trials=5, trials_per_job=2)
+    config = validate_config(config)
+    assert (shard_count(config, "mnist1d_mlp"), shard_count(config, "lstm_like")) == (2, 3)
+    assert [list(shard_trials(config, shard, "lstm_like")) for shard in range(3)] == [[0, 1], [2, 3], [4]]
+    with pytest.raises(ConfigError, match="config key workloads.lstm_like.trials: 0 is less than the minimum of 1"):
+        validate_config(broken(lambda c: c["workloads"].update(lstm_like=dict(c["workloads"]["mnist1d_mlp"], trials=0))))
+
+
+def test_dry_run_has_a_tune_job_per_shard_of_each_workloads_own_trials(tmp_path):
+    config = broken(lambda c: c["workloads"]["mnist1d_mlp"].update(trials=5, trials_per_job=2))
+    path = tmp_path / "own_trials.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(path))
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
+    assert int(counts["tune"]) == 2 * 2 * 3  # optimizers x batch sizes x shards of 2, 2 and 1 trials (the study's own 4 / 2 would give 2)
 
 
 def test_snakemake_stops_before_any_job_with_one_line(tmp_path):

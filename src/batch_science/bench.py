@@ -262,7 +262,7 @@ def dag_scaling(config_path: Path, config: dict, trials_per_study: list[int]) ->
     try:
         for trials in trials_per_study:
             sized = {**config, "trials": trials}
-            jobs = len(studies(sized)) * shard_count(sized)
+            jobs = sum(shard_count(sized, s.workload) for s in studies(sized))
             wall, result = _snakemake(workdir, "-n", "--quiet", "rules", "--configfile", str(config_path), "--config", f"trials={trials}")
             rows.append({"trials": trials * len(studies(sized)), "tune_jobs": jobs, "dry_run_s": wall})
     finally:

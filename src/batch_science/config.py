@@ -195,14 +195,22 @@ def studies(config: dict) -> list[Study]:
     ]
 
 
-def shard_count(config: dict) -> int:
-    return math.ceil(config["trials"] / config["trials_per_job"])
+def trial_counts(config: dict, workload: str) -> tuple[int, int]:
+    """Trials per study and per tune job of a workload: its own `trials`/`trials_per_job`, else the study's."""
+    own = config["workloads"][workload]
+    return own.get("trials", config["trials"]), own.get("trials_per_job", config["trials_per_job"])
 
 
-def shard_trials(config: dict, shard: int) -> range:
-    """Trial ids of one tune job; the union over shards is 0..trials-1."""
-    start = shard * config["trials_per_job"]
-    return range(start, min(start + config["trials_per_job"], config["trials"]))
+def shard_count(config: dict, workload: str) -> int:
+    trials, per_job = trial_counts(config, workload)
+    return math.ceil(trials / per_job)
+
+
+def shard_trials(config: dict, shard: int, workload: str) -> range:
+    """Trial ids of one tune job of a workload; the union over its shards is 0..trials-1."""
+    trials, per_job = trial_counts(config, workload)
+    start = shard * per_job
+    return range(start, min(start + per_job, trials))
 
 
 def stable_seed(*parts) -> int:

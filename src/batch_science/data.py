@@ -1,9 +1,9 @@
 """Load a workload's dataset through tensorflow-datasets into in-memory arrays.
 
-Built-in builders (MNIST-1D) and downloadable tfds datasets share this one path. Datasets are
-prepared in tfds's array_record format, which allows random access: a dataset too large for
-memory is then streamed from disk instead (streaming.py decides and reads). Datasets prepared
-earlier in the tfrecord format still load into memory.
+Built-in builders (MNIST-1D, synthetic_text) and downloadable tfds datasets share this one path.
+Datasets are prepared in tfds's array_record format, which allows random access: a dataset too
+large for memory is then streamed from disk instead (streaming.py decides and reads). Datasets
+prepared earlier in the tfrecord format still load into memory.
 """
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ class Arrays:
 def _builder(name: str, data_dir: str, manual_dir: str | None = None):
     import tensorflow_datasets as tfds
 
-    import batch_science.datasets.mnist1d  # noqa: F401  registers the built-in builder
+    import batch_science.datasets.mnist1d  # noqa: F401  registers the built-in builders
+    import batch_science.datasets.synthetic_text  # noqa: F401
 
     try:
         return tfds.builder(name, data_dir=data_dir)

@@ -57,6 +57,9 @@ HASH_ROUNDS = ((16, 0x7FEB352D), (15, 0x846CA68B))  # (shift, multiplier) of the
 CALL_FLOPS = 2**31
 # Evaluations one call can hold (the static size of its per-interval metric buffers).
 MAX_INTERVALS_PER_CALL = 16
+# Training examples whose batch-norm statistics normalise every evaluation (precise BN, paper_models.py):
+# this many, evenly spaced through the training set, the same for every trial and evaluation.
+BATCH_NORM_EXAMPLES = 1024
 
 
 @dataclass
@@ -165,6 +168,7 @@ class Engine:
         self.num_classes = arrays.num_classes
         self._hold_data(arrays)
         self.eval_batch_size = eval_batch_size
+        self.augment = arrays.augment
         self.intervals = tf.function(self._intervals, jit_compile=True)
         self.evaluate = tf.function(self._evaluate, jit_compile=True)
         self.max_trials_per_graph = getattr(model, "max_trials_per_graph", None)
@@ -183,12 +187,14 @@ class Engine:
 
     # -- compiled pieces -------------------------------------------------------------------
     def _loss(self, logits, labels, label_smoothing):
+        """Label-smoothed cross-entropy per trial: the mean over examples and, for language models
+        (labels [trials, batch, length]), over every token."""
         tf = self.tf
         log_probs = tf.nn.log_softmax(logits)
         true_class = -tf.reduce_sum(tf.one_hot(labels, self.num_classes, dtype=logits.dtype) * log_probs, axis=-1)
         uniform = -tf.reduce_mean(log_probs, axis=-1)
-        smoothing = label_smoothing[:, None]
-        return tf.reduce_mean((1 - smoothing) * true_class + smoothing * uniform, axis=-1)  # [trials]
+        smoothing = _per_trial(tf, label_smoothing, true_class)
+        return tf.reduce_mean((1 - smoothing) * true_class + smoothing * uniform, axis=list(range(1, len(true_class.shape))))  # [trials]
 
     def _intervals(self, weights, velocity, alive, loss_limit, hyper, steps, fresh, done, stop, n_intervals):
         """Up to `n_intervals` evaluation intervals of every slot, each closed by its validation metrics.
@@ -255,6 +261,8 @@ class Engine:
                 x, y = tf.gather(self.x_train, index), tf.gather(self.y_train, index)
             else:
                 x, y = tf.cast(batches[0][i], self.dtype), batches[1][i]
+            if self.augment is not None:  # training batches only; stateless, keyed by trial seed and step
+                x = self.augment(x, hyper["seed"], step)
             with tf.GradientTape() as tape:
                 tape.watch(weights)
                 loss = self._loss(self.model.apply(weights, x, shared=False), y, hyper["label_smoothing"])
@@ -306,25 +314,41 @@ class Engine:
         return alive, loss_limit, done, metrics, steps_and_alive
 
     def _evaluate(self, weights):
-        """Validation cross-entropy and error of every trial, the validation set on the device."""
+        """Validation cross-entropy and error of every trial, the validation set on the device.
+
+        Language models (labels [examples, length]) are scored per token: the mean cross-entropy
+        and the fraction of wrongly predicted next tokens; `eval_batch_size` then counts tokens.
+        Models with batch norm normalise with population statistics of fixed training examples
+        (precise BN), so the metrics do not depend on how the validation set is chunked.
+        """
         tf = self.tf
+        statistics = None
+        if hasattr(self.model, "batch_norm_statistics"):
+            n_train = self.x_train.shape[0]
+            sample = self.x_train[:: max(1, n_train // BATCH_NORM_EXAMPLES)][:BATCH_NORM_EXAMPLES]
+            statistics = self.model.batch_norm_statistics(weights, sample)
         n = self.x_validation.shape[0]
+        tokens = int(np.prod(self.y_validation.shape[1:]))  # labels per example: 1, or the sequence length
+        chunk = max(1, self.eval_batch_size // tokens)
         n_trials = weights[0].shape[0]
         ce_sum = tf.zeros([n_trials], self.dtype)
         wrong = tf.zeros([n_trials], self.dtype)
-        for start in range(0, n, self.eval_batch_size):
-            x = self.x_validation[start : start + self.eval_batch_size]
-            y = self.y_validation[start : start + self.eval_batch_size]
-            ce_sum, wrong = self._add_evaluation(weights, x, y, ce_sum, wrong)
-        return ce_sum / n, wrong / n
+        for start in range(0, n, chunk):
+            x = self.x_validation[start : start + chunk]
+            y = self.y_validation[start : start + chunk]
+            ce_sum, wrong = self._add_evaluation(weights, x, y, ce_sum, wrong, statistics)
+        return ce_sum / (n * tokens), wrong / (n * tokens)
 
-    def _add_evaluation(self, weights, x, y, ce_sum, wrong):
-        """Add one validation batch's summed cross-entropy and error count of every trial."""
+    def _add_evaluation(self, weights, x, y, ce_sum, wrong, statistics=None):
+        """Add one validation batch's summed cross-entropy and error count (per token for language models) of every trial."""
         tf = self.tf
-        logits = self.model.apply(weights, tf.cast(x, self.dtype), shared=True)
-        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.broadcast_to(y[None], logits.shape[:2]), logits)
-        ce_sum += tf.reduce_sum(ce, axis=1)
-        wrong += tf.reduce_sum(tf.cast(tf.argmax(logits, -1, output_type=tf.int32) != y[None], self.dtype), axis=1)
+        x = tf.cast(x, self.dtype)
+        logits = self.model.apply(weights, x, shared=True) if statistics is None else self.model.apply(weights, x, shared=True, statistics=statistics)
+        labels = tf.broadcast_to(y[None], logits.shape[:-1])
+        per_trial = list(range(1, len(labels.shape)))
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+        ce_sum += tf.reduce_sum(ce, axis=per_trial)
+        wrong += tf.reduce_sum(tf.cast(tf.argmax(logits, -1, output_type=tf.int32) != labels, self.dtype), axis=per_trial)
         return ce_sum, wrong
 
     # -- driver ----------------------------------------------------------------------------

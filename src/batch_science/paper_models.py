@@ -10,10 +10,17 @@ axis), so batch statistics stay per trial. Models big enough that one trial fill
 accelerator set `max_trials_per_graph = 1`.
 
 Batch norm: the engine keeps no non-trained state, so there are no running averages. In
-training (`shared=False`) statistics come from each (ghost) batch; at evaluation
-(`shared=True`) from the evaluation batch. Ghost batch norm (Hoffer et al. 2017) splits the
-batch into ghost batches of `ghost_batch_size` examples, each normalised on its own (when the
-batch is a larger multiple of it; otherwise the whole batch is one).
+training (`shared=False`) statistics come from each (ghost) batch. At evaluation a model with
+batch norm normalises with population statistics instead, so a validation metric does not depend
+on how the validation set is cut into batches: "precise BN" (Wu & Johnson 2021). Before each
+evaluation `batch_norm_statistics(weights, x)` measures every batch-norm layer's mean and variance
+over a fixed set of training examples with the current weights, in one pass normalised by those
+same statistics; `apply(..., shared=True, statistics=...)` then uses them. They are recomputed
+from the weights each time rather than kept as moving averages, so the models stay pure
+functions and a trial's evaluation depends only on its own weights. Without `statistics` the
+evaluation batch's own statistics are used. Ghost batch norm (Hoffer et al. 2017) splits the
+training batch into ghost batches of `ghost_batch_size` examples, each normalised on its own (when
+the batch is a larger multiple of it; otherwise the whole batch is one).
 
 Sizes follow the paper's model names where the paper states them (PAPER.md lists the
 names); sizes marked "recalled, unconfirmed" in the class docstrings are not confirmed from a
@@ -79,7 +86,9 @@ class _PaperModel:
     def parameter_count(self, input_shape, num_classes: int) -> int:
         return sum(int(np.prod(w.shape)) for w in self.weights(tuple(input_shape), num_classes))
 
-    def apply(self, weights, x, shared: bool):
+    def apply(self, weights, x, shared: bool, statistics=None):
+        """Logits of every trial; `statistics` (from batch_norm_statistics, [trials, ...] tensors)
+        replaces batch statistics in batch-norm layers."""
         import tensorflow as tf
 
         n_trials = weights[0].shape[0]
@@ -87,7 +96,8 @@ class _PaperModel:
         outputs = []
         for trial in range(n_trials):
             w = {name: tensor[trial] for name, tensor in zip(names, weights)}
-            outputs.append(self.forward(w, x if shared else x[trial], training=not shared))
+            options = {} if statistics is None else {"statistics": [s[trial] for s in statistics]}
+            outputs.append(self.forward(w, x if shared else x[trial], training=not shared, **options))
         return tf.stack(outputs)
 
     @property
@@ -110,9 +120,13 @@ def _norm_weights(name, channels) -> list[Weight]:
     return [Weight(f"{name}/gamma", (channels,), "ones"), Weight(f"{name}/beta", (channels,), "zeros")]
 
 
-def _batch_norm(tf, x, gamma, beta, ghost_batch_size: int | None, training: bool):
+def _batch_norm(tf, x, gamma, beta, ghost_batch_size: int | None, training: bool, statistics=None):
+    """Normalise with `statistics` (mean, variance) when given, else with the (ghost) batch's own."""
     batch = x.shape[0]
-    if training and ghost_batch_size and batch is not None and batch > ghost_batch_size and batch % ghost_batch_size == 0:
+    if statistics is not None:
+        mean, variance = statistics
+        x = (x - mean) * tf.math.rsqrt(variance + BN_EPSILON)
+    elif training and ghost_batch_size and batch is not None and batch > ghost_batch_size and batch % ghost_batch_size == 0:
         ghosts = tf.reshape(x, [batch // ghost_batch_size, ghost_batch_size, *x.shape[1:]])
         mean, variance = tf.nn.moments(ghosts, axes=list(range(1, len(ghosts.shape) - 1)), keepdims=True)
         x = tf.reshape((ghosts - mean) * tf.math.rsqrt(variance + BN_EPSILON), x.shape)
@@ -225,11 +239,35 @@ class ResNet(_PaperModel):
                 c_in = c_out
         return out + _dense_weights("logits", c_in, num_classes)
 
-    def forward(self, w, x, training):
+    @property
+    def _norm_names(self) -> list[str]:
+        return [name[: -len("/gamma")] for name in self._names if name.endswith("/gamma")]
+
+    def batch_norm_statistics(self, weights, x):
+        """Population statistics for evaluation (precise BN, see the module docstring): each trial's
+        mean and variance of every batch-norm input over the examples x, shared by all trials.
+        A list of [trials, channels] tensors, mean and variance per layer, for apply(statistics=...)."""
         import tensorflow as tf
 
+        names = self._names
+        per_trial = []
+        for trial in range(weights[0].shape[0]):
+            measured: dict = {}
+            self.forward({name: tensor[trial] for name, tensor in zip(names, weights)}, x, training=False, measured=measured)
+            per_trial.append([s for name in self._norm_names for s in measured[name]])
+        return [tf.stack(column) for column in zip(*per_trial)]
+
+    def forward(self, w, x, training, statistics=None, measured=None):
+        """`statistics`: flat [mean, variance, ...] per batch-norm layer to normalise with; `measured`:
+        a dict that receives each layer's (mean, variance) over x, which then normalises x."""
+        import tensorflow as tf
+
+        given = dict(zip(self._norm_names, zip(statistics[0::2], statistics[1::2]))) if statistics is not None else {}
+
         def bn(h, name):
-            return _batch_norm(tf, h, w[f"{name}/gamma"], w[f"{name}/beta"], self.ghost_batch_size, training)
+            if measured is not None:
+                given[name] = measured[name] = tf.nn.moments(h, axes=list(range(len(h.shape) - 1)))
+            return _batch_norm(tf, h, w[f"{name}/gamma"], w[f"{name}/beta"], self.ghost_batch_size, training, given.get(name))
 
         stride = 2 if self.bottleneck else 1
         x = tf.nn.relu(bn(tf.nn.conv2d(x, w["stem/kernel"], stride, "SAME"), "stem/bn"))

@@ -222,7 +222,7 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
     started = time.monotonic()
     # Where each trial ran is part of its provenance: results are reproducible on the same machine.
     base = {**study_record(config, study), "training_host": platform.node(), "training_device": "CPU: exact NQM recursion"}
-    trials = study_trials(config, study, shard_trials(config, shard))
+    trials = study_trials(config, study, shard_trials(config, shard, study.workload))
     label = f"{study.path} shard {shard}"
     if "SLURM_JOB_ID" in os.environ:  # where the job ran, to match with squeue/sacct and the GPU it got
         log.info(

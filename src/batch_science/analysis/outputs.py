@@ -24,7 +24,7 @@ REPORT_PAGES = ["summary", "steps_to_result", "best_metaparameters", "fits", "tu
 def tune_benchmarks(config: dict) -> list[str]:
     """Expected benchmark files of the tune jobs (as rules/tune.smk names them); missing ones are reported as such."""
     return [
-        f"benchmarks/tune/{config['study']}/{s.path}/shard{shard}.tsv" for s in studies(config) for shard in range(shard_count(config))
+        f"benchmarks/tune/{config['study']}/{s.path}/shard{shard}.tsv" for s in studies(config) for shard in range(shard_count(config, s.workload))
     ]
 
 

@@ -167,7 +167,8 @@ def standardise(train: np.ndarray, *others: np.ndarray):
 
 
 def augment_batch(x, seeds, step, augmentation: str):
-    """Augment a training batch on the device: x [trials, batch, H, W, C], seeds [trials] int64.
+    """Augment a training batch on the device: x [trials, batch, H, W, C], seeds [trials] int64,
+    step a number or each trial's step [trials] (the engine's slots need not be in step).
 
     Stateless: the same (trial seed, step) always gives the same crops and flips.
     """
@@ -176,8 +177,8 @@ def augment_batch(x, seeds, step, augmentation: str):
     if augmentation in (None, "none"):
         return x
     trials, batch, height, width, channels = x.shape
-    step = tf.cast(step, tf.int64)
-    seed_pairs = tf.stack([seeds, tf.fill(tf.shape(seeds), step)], axis=1)  # [trials, 2]
+    steps = tf.broadcast_to(tf.cast(step, tf.int64), tf.shape(seeds))
+    seed_pairs = tf.stack([tf.cast(seeds, tf.int64), steps], axis=1)  # [trials, 2]
 
     def one_trial(args):
         images, seed = args
