@@ -397,7 +397,35 @@ def main(argv=None) -> None:
         if len(dag):
             print("\ndag.csv")
             print(dag.to_string(index=False))
+    print("\ngoals (issue 3), best engine strategy per row:")
+    for line in goal_lines(table):
+        print("  " + line)
     print(f"\nwritten to {out}/")
+
+
+# The engine's goals against the Keras loop, per batch size: (ratio, fraction of the matmul peak).
+GOALS = {16: (80, None), 256: (12, None), 4096: (3, 0.6)}
+SWEEP_GOAL = (16, 40)
+
+
+def goal_lines(table) -> list[str]:
+    """One line per goal: the measured figure, the goal, met or not (engine rows, best strategy)."""
+    lines = []
+    engines = table[table.strategy.isin(["engine", "engine_job_per_core"])]
+    for batch_size, (ratio_goal, peak_goal) in GOALS.items():
+        rows = engines[engines.batch_size == batch_size]
+        if not len(rows):
+            continue
+        best = rows.loc[rows.ratio_vs_keras_fit.idxmax()]
+        lines.append(f"b{batch_size}: {best.ratio_vs_keras_fit:.1f}x the Keras loop ({best.strategy}), goal {ratio_goal}x: {'met' if best.ratio_vs_keras_fit >= ratio_goal else 'NOT met'}")
+        if peak_goal:
+            best = rows.loc[rows.fraction_of_matmul_peak.idxmax()]
+            lines.append(f"b{batch_size}: {best.fraction_of_matmul_peak:.0%} of the matmul peak ({best.strategy}), goal {peak_goal:.0%}: {'met' if best.fraction_of_matmul_peak >= peak_goal else 'NOT met'}")
+    sweep = table[(table.strategy == "engine_sweep") & (table.batch_size == SWEEP_GOAL[0])]
+    if len(sweep):
+        ratio = float(sweep.sweep_ratio_vs_keras_fit.iloc[0])
+        lines.append(f"sweep b{SWEEP_GOAL[0]}: {ratio:.1f}x the Keras loop, start-up included, goal {SWEEP_GOAL[1]}x: {'met' if ratio >= SWEEP_GOAL[1] else 'NOT met'}")
+    return lines
 
 
 def _eval_every(config: dict, batch_size: int) -> int:

@@ -2,12 +2,15 @@
 
 Each trial has its own weights (a leading trial axis on every tensor), learning rate, momentum,
 schedule, label smoothing, divergence limit and batch stream. A graph holds a fixed number of
-trial slots; one compiled call trains every slot for one evaluation interval and then evaluates
-all of them on the validation set kept on the device, so Python runs once per interval: to record
-curves, decide which trials have finished and put the next pending trial into a freed slot (each
-slot keeps its own step counter, so slots need not be in step). Refilling keeps the graph's shape,
-so it is never recompiled while trials are pending; only in the tail, when the slots empty, is the
-graph shrunk (to a power of two) if the work it saves is worth a compilation.
+trial slots; one compiled call trains every slot for an evaluation interval and then evaluates
+all of them on the validation set kept on the device, repeating for as many intervals as make the
+call worth its dispatch (CALL_FLOPS; one interval at small batch, several at large batch, where
+evaluation comes every few steps). The call itself stops a slot whose trial diverged, met the
+goal or spent its budget. Python runs once per call: to record curves, confirm which trials have
+finished and put the next pending trial into a freed slot (each slot keeps its own step counter,
+so slots need not be in step). Refilling keeps the graph's shape, so it is never recompiled while
+trials are pending; only in the tail, when the slots empty, is the graph shrunk (to a power of
+two) if the work it saves is worth a compilation.
 
 A trial's batches and initial weights depend only on its own seed, and no computation mixes
 trials, so its results do not depend on which trials share its graph: exactly so in float64; in
