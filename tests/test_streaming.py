@@ -31,7 +31,7 @@ def make_trials(n=5, budget=24, eval_every=10):
     ]
 
 
-def run_both(spec, data_dir, monkeypatch, eval_batch_size=7):
+def run_both(spec, data_dir, monkeypatch, eval_batch_size=7, model=Mlp((16,))):
     """Outcomes in memory and streamed, with chunks of 3 steps (interval of 10: chunks end mid-interval)."""
     in_memory = data.load({**spec, "streaming": False}, data_dir)
     streamed = data.load({**spec, "streaming": True}, data_dir)
@@ -39,8 +39,8 @@ def run_both(spec, data_dir, monkeypatch, eval_batch_size=7):
     step_bytes = 2 * 8 * int(np.prod(streamed.input_shape)) * 4
     monkeypatch.setattr(streaming, "CHUNK_BYTES", 3 * step_bytes)
     trials = make_trials()
-    reference = Engine(Mlp((16,)), in_memory, "nesterov", 8, "float64", eval_batch_size).run(trials, TARGET, group_size=2)
-    engine = streaming.StreamingEngine(Mlp((16,)), streamed, "nesterov", 8, "float64", eval_batch_size)
+    reference = Engine(model, in_memory, "nesterov", 8, "float64", eval_batch_size).run(trials, TARGET, group_size=2)
+    engine = streaming.StreamingEngine(model, streamed, "nesterov", 8, "float64", eval_batch_size)
     assert engine.chunk_steps(2) == 3
     return reference, engine.run(trials, TARGET, group_size=2), in_memory, streamed
 
@@ -62,6 +62,18 @@ def test_streamed_images_train_exactly_as_in_memory_in_float64(tiny_images_dir, 
     np.testing.assert_array_equal(x, in_memory.x_train[[5, 0, 5]])
     np.testing.assert_array_equal(y, in_memory.y_train[[5, 0, 5]])
     assert x.shape == (3, 8, 8, 3)
+
+
+def test_streamed_batch_norm_model_evaluates_with_the_same_precise_statistics(tiny_images_dir, monkeypatch):
+    """ResNet-8: evaluation normalises with statistics of the same fixed training examples on both paths."""
+    from batch_science.models import get_model
+
+    model = get_model({"name": "resnet_8", "widths": [4, 4, 4]})
+    reference, outcomes, _, _ = run_both(TINY, tiny_images_dir, monkeypatch, model=model)
+    for a, b in zip(reference, outcomes):
+        assert (b.status, b.final_step) == (a.status, a.final_step)
+        for point_a, point_b in zip(a.curve, b.curve):
+            assert point_b["val_cross_entropy"] == pytest.approx(point_a["val_cross_entropy"], rel=1e-9, nan_ok=True)
 
 
 def test_streamed_raw_tensors_train_exactly_as_in_memory(mnist1d_data_dir, monkeypatch):

@@ -150,6 +150,11 @@ def host_batch_indices(seeds, steps, batch_size: int, n_examples: int) -> np.nda
     return (x.astype(np.int64) % n_examples).astype(np.int32)
 
 
+def batch_norm_sample(n_train: int) -> np.ndarray:
+    """Positions of the training examples whose batch-norm statistics normalise every evaluation."""
+    return np.arange(0, n_train, max(1, n_train // BATCH_NORM_EXAMPLES))[:BATCH_NORM_EXAMPLES]
+
+
 def _per_trial(tf, values, like):
     """Broadcast a [trials] vector against a [trials, ...] tensor."""
     return tf.reshape(values, [-1] + [1] * (len(like.shape) - 1))
@@ -327,8 +332,7 @@ class Engine:
         tf = self.tf
         statistics = None
         if hasattr(self.model, "batch_norm_statistics"):
-            n_train = self.x_train.shape[0]
-            sample = self.x_train[:: max(1, n_train // BATCH_NORM_EXAMPLES)][:BATCH_NORM_EXAMPLES]
+            sample = tf.gather(self.x_train, batch_norm_sample(self.x_train.shape[0]))
             statistics = self.model.batch_norm_statistics(weights, sample)
         n = self.x_validation.shape[0]
         tokens = int(np.prod(self.y_validation.shape[1:]))  # labels per example: 1, or the sequence length

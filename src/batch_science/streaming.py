@@ -30,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from batch_science.engine import MAX_INTERVALS_PER_CALL, Engine, host_batch_indices
+from batch_science.engine import MAX_INTERVALS_PER_CALL, Engine, batch_norm_sample, host_batch_indices
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +277,9 @@ class StreamingEngine(Engine):
         self.intervals = self._streamed_intervals  # what _SlotRunner calls, with the compiled call's arguments
         self.evaluate = self._streamed_evaluate
         self.stats["read_wait_s"] = 0.0  # time the device waited for host reads
+        self.batch_norm_examples = None
+        if hasattr(model, "batch_norm_statistics"):
+            self.batch_norm_statistics = tf.function(model.batch_norm_statistics, jit_compile=True)
 
     def _hold_data(self, stream: StreamedData) -> None:
         self.stream = stream
@@ -324,12 +327,18 @@ class StreamingEngine(Engine):
         return weights, velocity, alive, loss_limit, records, record_steps
 
     def _streamed_evaluate(self, weights):
-        """As Engine._evaluate, the validation set read in batches of eval_batch_size."""
+        """As Engine._evaluate, the validation set read in batches of eval_batch_size; batch-norm models
+        normalise with the statistics of the same fixed training examples (precise BN)."""
         tf, stream = self.tf, self.stream
+        statistics = None
+        if hasattr(self.model, "batch_norm_statistics"):
+            if self.batch_norm_examples is None:  # read once: the same examples at every evaluation
+                self.batch_norm_examples = tf.constant(stream.read(stream.train_records, batch_norm_sample(stream.n_train))[0], self.dtype)
+            statistics = self.batch_norm_statistics(weights, self.batch_norm_examples)
         ce_sum = wrong = tf.zeros([weights[0].shape[0]], self.dtype)
         batches = (stream.read(stream.validation_records, np.arange(start, min(start + self.eval_batch_size, stream.n_validation))) for start in range(0, stream.n_validation, self.eval_batch_size))
         for x, y in self._timed(batches):
-            ce_sum, wrong = self.add_evaluation(weights, tf.constant(x), tf.constant(y), ce_sum, wrong)
+            ce_sum, wrong = self.add_evaluation(weights, tf.constant(x), tf.constant(y), ce_sum, wrong, statistics)
         return self.mean_over_validation(ce_sum, wrong)
 
     def _mean_over_validation(self, ce_sum, wrong):
