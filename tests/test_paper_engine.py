@@ -37,12 +37,17 @@ def test_language_models_train_on_every_token_and_reach_a_cross_entropy_target(t
     assert outcome.curve[-1]["val_error"] < outcome.curve[0]["val_error"]
 
 
-def test_language_model_evaluation_is_the_mean_over_every_validation_token(text_arrays):
-    """Evaluation in chunks (counted in tokens: 100 sequences) give the per-token mean of the whole split."""
+@pytest.mark.parametrize("sequences_per_chunk", [100, 7])  # 7: more chunks than are unrolled, a graph loop and a partial chunk
+def test_language_model_evaluation_is_the_mean_over_every_validation_token(text_arrays, sequences_per_chunk):
+    """Evaluation in chunks (counted in tokens) give the per-token mean of the whole split."""
     import tensorflow as tf
 
+    from batch_science.engine import UNROLLED_EVAL_CHUNKS
+
     model = get_model({"name": "transformer_lm", "layers": 1, "d_model": 8, "heads": 2, "d_ff": 8})
-    engine = Engine(model, text_arrays, "sgd", batch_size=4, precision="float64", eval_batch_size=32 * 100)
+    engine = Engine(model, text_arrays, "sgd", batch_size=4, precision="float64", eval_batch_size=32 * sequences_per_chunk)
+    if sequences_per_chunk == 7:
+        assert len(text_arrays.x_validation) // 7 > UNROLLED_EVAL_CHUNKS and len(text_arrays.x_validation) % 7
     weights = [tf.constant(np.stack(w)) for w in zip(*(model.init(seed, engine.input_shape, engine.num_classes) for seed in (1, 2)))]
     val_ce, val_error = (t.numpy() for t in engine.evaluate(weights))
     logits = model.apply(weights, tf.constant(text_arrays.x_validation, tf.float64), shared=True).numpy()

@@ -150,6 +150,10 @@ def host_batch_indices(seeds, steps, batch_size: int, n_examples: int) -> np.nda
     return (x.astype(np.int64) % n_examples).astype(np.int32)
 
 
+# Validation chunks evaluated one after another in the compiled graph; more run in a graph loop.
+UNROLLED_EVAL_CHUNKS = 8
+
+
 def batch_norm_sample(n_train: int) -> np.ndarray:
     """Positions of the training examples whose batch-norm statistics normalise every evaluation."""
     return np.arange(0, n_train, max(1, n_train // BATCH_NORM_EXAMPLES))[:BATCH_NORM_EXAMPLES]
@@ -340,7 +344,20 @@ class Engine:
         n_trials = weights[0].shape[0]
         ce_sum = tf.zeros([n_trials], self.dtype)
         wrong = tf.zeros([n_trials], self.dtype)
-        for start in range(0, n, chunk):
+        full_chunks = n // chunk
+        starts = range(0, n, chunk)
+        if full_chunks > UNROLLED_EVAL_CHUNKS:
+            # A large validation set (LM1B's) in a graph loop: unrolled, it would take very long to compile.
+            def chunk_of(data, i):  # a slice of static size, as the models need
+                return tf.slice(data, [i * chunk] + [0] * (len(data.shape) - 1), [chunk, *data.shape[1:]])
+
+            def add_chunk(i, ce_sum, wrong):
+                x, y = chunk_of(self.x_validation, i), chunk_of(self.y_validation, i)
+                return (i + 1, *self._add_evaluation(weights, x, y, ce_sum, wrong, statistics))
+
+            _, ce_sum, wrong = tf.while_loop(lambda i, *_: i < full_chunks, add_chunk, [tf.constant(0), ce_sum, wrong])
+            starts = range(full_chunks * chunk, n, chunk)  # the last, partial chunk
+        for start in starts:
             x = self.x_validation[start : start + chunk]
             y = self.y_validation[start : start + chunk]
             ce_sum, wrong = self._add_evaluation(weights, x, y, ce_sum, wrong, statistics)
