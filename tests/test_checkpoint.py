@@ -20,13 +20,14 @@ from batch_science.tune import run_tune_job
 
 pytestmark = pytest.mark.slow
 
-STUDY = Study("mnist1d_mlp", "nesterov", 32)  # 500 steps a trial, evaluated every 20; velocity and decay to restore
+STUDY = Study("mnist1d_mlp", "nesterov", 32)  # 5000 steps a trial, evaluated every 20; velocity and decay to restore
 
 
 @pytest.fixture(scope="module")
 def config(tiny_config, mnist1d_data_dir):
+    workloads = {name: dict(w, step_budget={"examples": 160000, "min_steps": 200}) for name, w in tiny_config["workloads"].items()}
     return dict(tiny_config, data_dir=mnist1d_data_dir, precision="float64", trials_per_graph=1, checkpoint_minutes=0.002,
-                stop_at_target=False)  # every trial trains its 500 steps: time to stop it mid-trial
+                stop_at_target=False, workloads=workloads)  # every trial trains its 5000 steps: time to stop it mid-trial
 
 
 def outputs(folder: Path) -> dict:
@@ -89,7 +90,7 @@ def test_sigusr1_checkpoints_trials_in_flight_and_the_rerun_resumes_them_exactly
 
     caplog.clear()
     run_tune_job(config, STUDY, 0, **outputs(tmp_path))
-    assert f"trial {trial_id} resumed at step {step} of 500" in caplog.text
+    assert f"trial {trial_id} resumed at step {step} of 5000" in caplog.text
     assert not list(Path(outputs(tmp_path)["partial_dir"]).glob("*.checkpoint")), "a finished trial's checkpoint is deleted"
     curves = pd.read_parquet(tmp_path / "curves.parquet")
     assert not curves.duplicated(["trial_id", "step"]).any()

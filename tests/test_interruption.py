@@ -25,7 +25,7 @@ from conftest import REPO, SNAKEMAKE, TINY_CONFIG, run_snakemake, wait_for
 pytestmark = pytest.mark.slow
 
 STUDY = "interrupt"
-KILLED_STUDY = "mnist1d_mlp/sgd/b32"  # 500 steps a trial: the slowest, so the kill lands mid-job
+KILLED_STUDY = "mnist1d_mlp/sgd/b32"  # 5000 steps a trial: the slowest, so the kill lands mid-job
 FINAL_TABLES = ["trials.parquet", "curves.parquet", "steps_to_result.csv", "fits.csv"]
 
 
@@ -39,8 +39,9 @@ def write_study_config(folder: Path, data_dir: str) -> Path:
         "trials_per_graph": 1,  # trials train one after another, each finishing on its own
         "precision": "float64",
         "checkpoint_minutes": 0.002,
-        "stop_at_target": False,  # every trial trains its 500 steps: time to stop it mid-trial
-        "workloads": {"mnist1d_mlp": {"batch_sizes": [32, 512], "optimizers": ["sgd"]}},
+        "stop_at_target": False,  # every trial trains its whole budget: time to stop it mid-trial
+        # 5000 steps a trial at batch 32 (the minimum, 200, at 512): long enough for a signal to land mid-trial on a fast machine
+        "workloads": {"mnist1d_mlp": {"batch_sizes": [32, 512], "optimizers": ["sgd"], "step_budget": {"examples": 160000, "min_steps": 200}}},
     }
     path = folder / "interrupt.yaml"
     path.write_text(yaml.safe_dump(overrides))
@@ -139,7 +140,7 @@ def test_killed_tune_job_keeps_finished_trials_and_resumes_the_interrupted_one(t
     second = run_and_kill_mid_trial(interrupted, config_path, 1, signal.SIGKILL)
     assert second.returncode != 0
     assert "3 trials, 1 already finished, 2 to train" in tune_log(interrupted)
-    assert f"trial 1 resumed at step {step} of 500" in tune_log(interrupted)
+    assert f"trial 1 resumed at step {step} of 5000" in tune_log(interrupted)
     assert snapshot(kept) == before, "a finished trial was retrained or rewritten"
     assert not checkpoint_dir(kept[0].parent, 1).exists(), "a finished trial's checkpoint is deleted"
     step = checkpoint_step(interrupted, 2)
@@ -155,7 +156,7 @@ def test_killed_tune_job_keeps_finished_trials_and_resumes_the_interrupted_one(t
     # 3. The last rerun resumes trial 2 from its last periodic checkpoint and finishes the study.
     run_snakemake(interrupted, *snakemake_args(config_path))
     assert "3 trials, 2 already finished, 1 to train" in tune_log(interrupted)
-    assert f"trial 2 resumed at step {step} of 500" in tune_log(interrupted)
+    assert f"trial 2 resumed at step {step} of 5000" in tune_log(interrupted)
     assert snapshot(kept) == {name: value for name, value in snapshot(partial_files(interrupted)).items() if name in before}
     assert not stale.exists() and not half_saved.exists()
     assert not list(kept[0].parent.glob("*.checkpoint")), "checkpoints of finished trials are deleted"

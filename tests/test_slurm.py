@@ -37,7 +37,7 @@ pytestmark = [
 SCRIPTS = REPO / "tests" / "slurm"
 DAEMONS = ("munged", "slurmctld", "slurmd")
 STUDY = "slurm"
-CANCELLED_SHARD = ("mnist1d_mlp/sgd/b32", 0)  # 500 steps a trial: the slowest, so scancel lands mid-job
+CANCELLED_SHARD = ("mnist1d_mlp/sgd/b32", 0)  # 5000 steps a trial: the slowest, so scancel lands mid-job
 CANCELLED_COMMENT = "rule_tune_wildcards_mnist1d_mlp_sgd_32_0"  # the plugin's --comment for that job
 SIGNALLED_SHARD = ("mnist1d_mlp/sgd/b32", 1)  # trials 2 and 3
 SIGNALLED_COMMENT = "rule_tune_wildcards_mnist1d_mlp_sgd_32_1"
@@ -103,8 +103,9 @@ def study_config(tmp_path_factory):
         "trials_per_job": 2,
         "trials_per_graph": 1,  # one trial after the other, so a job can be cancelled between them
         "checkpoint_minutes": 0.002,
-        "stop_at_target": False,  # every trial trains its 500 steps: time to signal it mid-trial
-        "workloads": {"mnist1d_mlp": {"batch_sizes": [32, 512], "optimizers": ["sgd"]}},
+        "stop_at_target": False,  # every trial trains its whole budget: time to signal it mid-trial
+        # 5000 steps a trial at batch 32 (the minimum, 200, at 512): long enough for a signal to land mid-trial on a fast machine
+        "workloads": {"mnist1d_mlp": {"batch_sizes": [32, 512], "optimizers": ["sgd"], "step_budget": {"examples": 160000, "min_steps": 200}}},
     }
     path = folder / "slurm.yaml"
     path.write_text(yaml.safe_dump(overrides))
@@ -252,7 +253,7 @@ def test_signalled_tune_job_checkpoints_its_trial_in_flight_and_the_retry_resume
     states = [j["state"] for j in slurm_run.jobs if j["comment"] == SIGNALLED_COMMENT]
     assert len(states) == 2 and states[-1] == "COMPLETED", slurm_run.jobs
     log = tune_log_path(slurm_run.workdir, *SIGNALLED_SHARD).read_text()
-    assert f"trial {trial_id} resumed at step {step} of 500" in log, log
+    assert f"trial {trial_id} resumed at step {step} of 5000" in log, log
 
 
 def test_prepare_data_runs_on_the_login_node(slurm_run):
