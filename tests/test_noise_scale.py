@@ -63,29 +63,36 @@ def test_comparison_puts_prediction_beside_fit_per_optimizer():
 
 
 @pytest.mark.slow
-def test_one_backward_pass_gives_each_chunk_gradient_and_the_big_batch_gradient():
+@pytest.mark.parametrize("language_model", [False, True])  # a language model's loss is the mean over its tokens
+def test_one_backward_pass_gives_each_chunk_gradient_and_the_big_batch_gradient(language_model):
     import tensorflow as tf
 
-    from batch_science.models import Mlp
+    from batch_science.models import Mlp, get_model
     from batch_science.noise_scale import make_train_step
 
-    model, chunks, small = Mlp(hidden=(8,)), 4, 3
+    chunks, small = 4, 3
     rng = np.random.default_rng(0)
-    weights = [tf.constant(w[None], tf.float32) for w in model.init(0, (5,), 3)]
-    x = rng.standard_normal((chunks, small, 5)).astype(np.float32)
-    y = rng.integers(0, 3, (chunks, small)).astype(np.int32)
+    if language_model:  # 4 tokens of a 7-word vocabulary per example, a next-token label at each
+        model, input_shape, classes = get_model({"name": "transformer_lm", "layers": 1, "d_model": 8, "heads": 2, "d_ff": 8}), (4,), 7
+        x = rng.integers(0, classes, (chunks, small, 4)).astype(np.float32)
+        y = rng.integers(0, classes, (chunks, small, 4)).astype(np.int32)
+    else:
+        model, input_shape, classes = Mlp(hidden=(8,)), (5,), 3
+        x = rng.standard_normal((chunks, small, 5)).astype(np.float32)
+        y = rng.integers(0, classes, (chunks, small)).astype(np.int32)
+    weights = [tf.constant(w[None], tf.float32) for w in model.init(0, input_shape, classes)]
 
     def gradient(xs, ys):  # an independent plain gradient of the mean loss over a batch
         with tf.GradientTape() as tape:
             tape.watch(weights)
-            logits = model.apply(weights, xs[None], shared=False)[0]
+            logits = model.apply(weights, tf.constant(xs[None]), shared=False)[0]
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(ys, logits))
         return np.concatenate([g.numpy().ravel() for g in tape.gradient(loss, weights)])
 
     step = make_train_step(model, chunks, "sgd", 0.1, 0.0)
     new_weights, _, _, norm_sq_small, norm_sq_big = step(weights, [tf.zeros_like(w) for w in weights], x, y)
     per_chunk = [gradient(x[i], y[i]) for i in range(chunks)]
-    big = gradient(x.reshape(-1, 5), y.ravel())
+    big = gradient(x.reshape(-1, *input_shape), y.reshape(-1, *y.shape[2:]))
     assert float(norm_sq_small) == pytest.approx(np.mean([g @ g for g in per_chunk]), rel=1e-4)
     assert float(norm_sq_big) == pytest.approx(big @ big, rel=1e-4)
     updated = np.concatenate([w.numpy().ravel() for w in new_weights])

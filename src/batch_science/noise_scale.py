@@ -123,7 +123,8 @@ def make_train_step(model, chunks: int, optimizer: str, rate: float, momentum: f
         with tf.GradientTape() as tape:
             tape.watch(tiled)
             logits = model.apply(tiled, x, shared=False)  # [chunks, small, classes]
-            chunk_loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits), axis=1)
+            per_label = tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)  # [chunks, small] or, per token, [chunks, small, length]
+            chunk_loss = tf.reduce_mean(per_label, axis=list(range(1, len(per_label.shape))))
             total = tf.reduce_sum(chunk_loss)
         grads = tape.gradient(total, tiled)
         norm_sq_small = tf.reduce_mean(tf.add_n([tf.reduce_sum(tf.reshape(g * g, [chunks, -1]), axis=1) for g in grads]))
