@@ -125,3 +125,10 @@ def test_tune_jobs_ask_for_the_devices_and_nodes_of_data_parallel_studies(tmp_pa
         line = job.split("resources: ")[1].splitlines()[0]
         resources.setdefault(batch_size, set()).add(tuple(r for r in line.split(", ") if r.split("=")[0] in ("gpu", "gres", "nodes")))
     assert resources == {32: {("gpu=1", "gres=", "nodes=1")}, 256: {large_batch_resources}}
+
+
+def test_config_hash_follows_what_is_computed_not_how_the_run_is_carried_out(tiny_config):
+    from batch_science.config import config_hash
+
+    assert config_hash(dict(tiny_config, checkpoint_minutes=0.5)) == config_hash(dict(tiny_config, checkpoint_minutes=10))
+    assert config_hash(dict(tiny_config, seed=1)) != config_hash(dict(tiny_config, seed=2))

@@ -160,9 +160,14 @@ def load_config(path: str | Path, overrides: dict | None = None) -> dict:
     return validate_config(config)
 
 
+# Settings of how a run is carried out, not of what it computes: they leave the hash alone.
+RUNTIME_KEYS = ("checkpoint_minutes",)
+
+
 def config_hash(config: dict) -> str:
-    """Short stable hash of the validated config, recorded with every result."""
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    """Short stable hash of the validated config (less RUNTIME_KEYS), recorded with every result."""
+    scientific = {key: value for key, value in config.items() if key not in RUNTIME_KEYS}
+    canonical = json.dumps(scientific, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
