@@ -256,8 +256,8 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
         engine_class = StreamingEngine if isinstance(arrays, StreamedData) else Engine  # same results; reads from disk
         engine = engine_class(get_model(workload["model"]), arrays, study.optimizer, study.batch_size, config["precision"])
         resume = {}
+        like = engine.model.init(0, engine.input_shape, engine.num_classes)  # the weight shapes, the same for every trial
         for trial in todo if strategy is None else []:  # data-parallel trials are not checkpointed mid-trial
-            like = engine.model.init(trial["seed"], engine.input_shape, engine.num_classes)
             state = checkpoint.load(checkpoint_dir(partial_dir, trial["trial_id"]), _fingerprint(config, study, trial), like, engine.dtype)
             if state:
                 resume[trial["trial_id"]] = state
