@@ -503,6 +503,8 @@ class _SlotRunner:
         trained = 0
         for k in range(MAX_INTERVALS_PER_CALL):
             steps, alive = record_steps[k]
+            if (steps < 0).all():  # the call ran k intervals: every later row is empty too
+                break
             longest = 0
             for row, index in enumerate(self.slots):
                 if index is None or steps[row] < 0:
