@@ -149,8 +149,10 @@ def _measure_tf(workload: str, spec: dict, settings: dict, data_dir: str, seed: 
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    from batch_science.streaming import StreamedData
+
     arrays = data.load(spec["dataset"], data_dir)
-    if not hasattr(arrays, "x_train"):  # a streamed dataset (streaming.StreamedData)
+    if isinstance(arrays, StreamedData):
         raise ValueError(f"workload {workload}: its dataset is streamed, the noise-scale run needs it in memory; set its noise_scale: {{enabled: false}}")
     model = get_model(spec["model"])
     small, big = settings["small_batch"], settings["big_batch"]
