@@ -8,6 +8,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "tests" / "configs" / "tiny.yaml"
+# Step budget of the tests that signal a tune job mid-trial: 5000 steps a trial at batch 32 (the
+# minimum, 200, at 512), long enough for a signal to land mid-trial on a fast machine.
+SIGNALLED_STEP_BUDGET = {"examples": 160000, "min_steps": 200}
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -17,6 +17,7 @@ import pytest
 from batch_science.checkpoint import checkpoint_dir
 from batch_science.config import Study
 from batch_science.tune import run_tune_job
+from conftest import SIGNALLED_STEP_BUDGET
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +26,7 @@ STUDY = Study("mnist1d_mlp", "nesterov", 32)  # 5000 steps a trial, evaluated ev
 
 @pytest.fixture(scope="module")
 def config(tiny_config, mnist1d_data_dir):
-    workloads = {name: dict(w, step_budget={"examples": 160000, "min_steps": 200}) for name, w in tiny_config["workloads"].items()}
+    workloads = {name: dict(w, step_budget=SIGNALLED_STEP_BUDGET) for name, w in tiny_config["workloads"].items()}
     return dict(tiny_config, data_dir=mnist1d_data_dir, precision="float64", trials_per_graph=1, checkpoint_minutes=0.002,
                 stop_at_target=False, workloads=workloads)  # every trial trains its 5000 steps: time to stop it mid-trial
 

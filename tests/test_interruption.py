@@ -20,7 +20,7 @@ import yaml
 
 from batch_science.checkpoint import checkpoint_dir
 from batch_science.tune import CURVE_KEYS, partial_path
-from conftest import REPO, SNAKEMAKE, TINY_CONFIG, run_snakemake, wait_for
+from conftest import REPO, SIGNALLED_STEP_BUDGET, SNAKEMAKE, TINY_CONFIG, run_snakemake, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +40,7 @@ def write_study_config(folder: Path, data_dir: str) -> Path:
         "precision": "float64",
         "checkpoint_minutes": 0.002,
         "stop_at_target": False,  # every trial trains its whole budget: time to stop it mid-trial
-        # 5000 steps a trial at batch 32 (the minimum, 200, at 512): long enough for a signal to land mid-trial on a fast machine
-        "workloads": {"mnist1d_mlp": {"batch_sizes": [32, 512], "optimizers": ["sgd"], "step_budget": {"examples": 160000, "min_steps": 200}}},
+        "workloads": {"mnist1d_mlp": {"batch_sizes": [32, 512], "optimizers": ["sgd"], "step_budget": SIGNALLED_STEP_BUDGET}},
     }
     path = folder / "interrupt.yaml"
     path.write_text(yaml.safe_dump(overrides))

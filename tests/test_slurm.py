@@ -24,7 +24,7 @@ import yaml
 
 from batch_science.checkpoint import checkpoint_dir
 from batch_science.tune import partial_path
-from conftest import REPO, SNAKEMAKE, TINY_CONFIG, run_snakemake, wait_for
+from conftest import REPO, SIGNALLED_STEP_BUDGET, SNAKEMAKE, TINY_CONFIG, run_snakemake, wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -104,8 +104,7 @@ def study_config(tmp_path_factory):
         "trials_per_graph": 1,  # one trial after the other, so a job can be cancelled between them
         "checkpoint_minutes": 0.002,
         "stop_at_target": False,  # every trial trains its whole budget: time to signal it mid-trial
-        # 5000 steps a trial at batch 32 (the minimum, 200, at 512): long enough for a signal to land mid-trial on a fast machine
-        "workloads": {"mnist1d_mlp": {"batch_sizes": [32, 512], "optimizers": ["sgd"], "step_budget": {"examples": 160000, "min_steps": 200}}},
+        "workloads": {"mnist1d_mlp": {"batch_sizes": [32, 512], "optimizers": ["sgd"], "step_budget": SIGNALLED_STEP_BUDGET}},
     }
     path = folder / "slurm.yaml"
     path.write_text(yaml.safe_dump(overrides))
