@@ -181,12 +181,18 @@ class Engine:
         self._hold_data(arrays)
         self.eval_batch_size = eval_batch_size
         self.augment = arrays.augment
-        self.intervals = tf.function(self._intervals, jit_compile=True)
-        self.evaluate = tf.function(self._evaluate, jit_compile=True)
+        self.intervals = self.compiled(self._intervals)
+        self.evaluate = self.compiled(self._evaluate)
         self.max_trials_per_graph = getattr(model, "max_trials_per_graph", None)
         # Filled by run(): where the wall time went, for the benchmark and the job log.
         self.stats = {"calls": 0, "first_call_s": 0.0, "call_s": 0.0, "host_s": 0.0, "graph_sizes": [], "trial_steps": 0, "slot_steps": 0}
         self.compiled_sizes: set[int] = set()  # graph sizes already compiled: reused across runs
+
+    def compiled(self, function):
+        """`function` as one XLA-compiled graph. Without autograph: the graphs loop with explicit
+        tf.while_loop and branch only on Python values, and autograph's conversion of every
+        function they call cost ~2.5 s of each job's start-up."""
+        return self.tf.function(function, jit_compile=True, autograph=False)
 
     def _hold_data(self, arrays) -> None:
         """Keep the training and validation sets on the device (streaming.StreamingEngine reads them from disk instead)."""

@@ -268,18 +268,17 @@ class StreamingEngine(Engine):
 
     def __init__(self, model, stream: StreamedData, optimizer: str, batch_size: int, precision: str = "float32", eval_batch_size: int = 8192):
         super().__init__(model, stream, optimizer, batch_size, precision, eval_batch_size)
-        tf = self.tf
-        self.train_chunk = tf.function(self._train_steps, jit_compile=True)
-        self.add_evaluation = tf.function(self._add_evaluation, jit_compile=True)
-        self.close_interval = tf.function(self._close_interval, jit_compile=True)
-        self.steps_this_interval = tf.function(self._steps_this_interval, jit_compile=True)
-        self.mean_over_validation = tf.function(self._mean_over_validation, jit_compile=True)
+        self.train_chunk = self.compiled(self._train_steps)
+        self.add_evaluation = self.compiled(self._add_evaluation)
+        self.close_interval = self.compiled(self._close_interval)
+        self.steps_this_interval = self.compiled(self._steps_this_interval)
+        self.mean_over_validation = self.compiled(self._mean_over_validation)
         self.intervals = self._streamed_intervals  # what _SlotRunner calls, with the compiled call's arguments
         self.evaluate = self._streamed_evaluate
         self.stats["read_wait_s"] = 0.0  # time the device waited for host reads
         self.batch_norm_examples = None
         if hasattr(model, "batch_norm_statistics"):
-            self.batch_norm_statistics = tf.function(model.batch_norm_statistics, jit_compile=True)
+            self.batch_norm_statistics = self.compiled(model.batch_norm_statistics)
 
     def _hold_data(self, stream: StreamedData) -> None:
         self.stream = stream
