@@ -54,10 +54,11 @@ SHRINK_WORTH_FLOPS = 5e10
 HASH_MULTIPLIERS = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D)
 HASH_ROUNDS = ((16, 0x7FEB352D), (15, 0x846CA68B))  # (shift, multiplier) of the hash's mixing rounds
 # A compiled call trains and evaluates several intervals when one interval is little work (large
-# batches evaluate every few steps): each call costs milliseconds of dispatch and host work, so a
-# call should hold at least this many training FLOPs (tens of milliseconds on a CPU). A FLOP count,
-# not a clock, so the calls, and so the float32 results, are the same from run to run.
-CALL_FLOPS = 2**31
+# batches evaluate every few steps): each call costs ~4 ms of XLA launch and host work (measured
+# on the MLP at batch 4096, where 2 intervals per call spent a fifth of the time on it), so a call
+# should hold at least this many training FLOPs (a few hundred milliseconds of a CPU core). A
+# FLOP count, not a clock, so the calls, and so the float32 results, are the same from run to run.
+CALL_FLOPS = 2**34
 # Evaluations one call can hold (the static size of its per-interval metric buffers).
 MAX_INTERVALS_PER_CALL = 16
 # Training examples whose batch-norm statistics normalise every evaluation (precise BN, paper_models.py):

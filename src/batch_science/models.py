@@ -29,11 +29,20 @@ def _he_normal(rng: np.random.Generator, fan_in: int, shape) -> np.ndarray:
     return rng.normal(0.0, math.sqrt(2.0 / fan_in), size=shape)
 
 
-def _dense(x, kernel, bias, shared: bool):
+def _dense(x, kernel, bias):
+    """Each trial's dense layer on its own batch: x [trials, batch, in] -> [trials, batch, out]."""
     import tensorflow as tf
 
-    equation = "bi,tio->tbo" if shared else "tbi,tio->tbo"
-    return tf.einsum(equation, x, kernel) + bias[:, None, :]
+    return tf.einsum("tbi,tio->tbo", x, kernel) + bias[:, None, :]
+
+
+def _one_trial_at_a_time(apply_one, weights, x):
+    """Logits [trials, batch, classes] of inputs shared by all trials (evaluation), one trial after
+    another in a graph loop: a trial's activations on the whole validation set stay in cache, where
+    all trials' at once ([trials, examples, width]) do not; the MLP evaluated ~25% faster so."""
+    import tensorflow as tf
+
+    return tf.map_fn(lambda trial_weights: apply_one(trial_weights, x), weights, fn_output_signature=x.dtype)
 
 
 @dataclass(frozen=True)
@@ -56,9 +65,21 @@ class Mlp:
     def apply(self, weights, x, shared: bool):
         import tensorflow as tf
 
-        x = tf.reshape(x, [-1, int(np.prod(x.shape[1:]))] if shared else [x.shape[0], -1, int(np.prod(x.shape[2:]))])
+        if shared:
+            return _one_trial_at_a_time(self._apply_one, weights, tf.reshape(x, [x.shape[0], -1]))
+        x = tf.reshape(x, [x.shape[0], -1, int(np.prod(x.shape[2:]))])
         for layer in range(0, len(weights), 2):
-            x = _dense(x, weights[layer], weights[layer + 1], shared and layer == 0)
+            x = _dense(x, weights[layer], weights[layer + 1])
+            if layer + 2 < len(weights):
+                x = tf.nn.relu(x)
+        return x
+
+    def _apply_one(self, weights, x):
+        """One trial's logits, weights without the trial axis, x [batch, features]."""
+        import tensorflow as tf
+
+        for layer in range(0, len(weights), 2):
+            x = tf.matmul(x, weights[layer]) + weights[layer + 1]
             if layer + 2 < len(weights):
                 x = tf.nn.relu(x)
         return x
@@ -118,16 +139,15 @@ class Cnn1d:
         import tensorflow as tf
 
         if shared:
-            # Inputs shared by all trials (evaluation): one trial at a time with the native
-            # convolution, whose activations stay in cache; batching trials here materialises
-            # patch tensors of trials x examples and ran at a fifth of the MLP's FLOP rate.
-            return tf.map_fn(lambda trial_weights: self._apply_one(trial_weights, x), weights, fn_output_signature=x.dtype)
+            # With the native convolution; batching trials here would also materialise patch
+            # tensors of trials x examples (it ran at a fifth of the MLP's FLOP rate).
+            return _one_trial_at_a_time(self._apply_one, weights, x)
         x = x[..., None]  # one input channel
         for layer in range(0, len(weights) - 2, 2):
             patches = self._patches(x)
             x = tf.nn.relu(tf.einsum("tblk,tkc->tblc", patches, weights[layer]) + weights[layer + 1][:, None, None, :])
         x = tf.reshape(x, [x.shape[0], -1, x.shape[2] * x.shape[3]])
-        return _dense(x, weights[-2], weights[-1], shared=False)
+        return _dense(x, weights[-2], weights[-1])
 
     def _apply_one(self, weights, x):
         """One trial's logits, weights without the trial axis, x [batch, length]."""
