@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from batch_science.engine import INFEASIBLE, NOT_REACHED, REACHED, Engine, Target, auto_group_size
+from batch_science.engine import INFEASIBLE, NOT_REACHED, REACHED, Engine, Target, auto_group_size, core_cache_bytes
 from batch_science.models import Cnn1d, Mlp
 
 # Learning rates that make a study's three fates: diverge, reach the target, stay short of it.
@@ -120,3 +120,13 @@ def test_auto_group_size_shrinks_with_work_and_respects_limits():
     assert auto_group_size(30_000, 16, 3) == 3
     assert auto_group_size(30_000, 16, 1000, max_trials_per_graph=1) == 1
     assert auto_group_size(30_000, 16, 1000, bytes_per_trial=2**29) == 2
+    # On a CPU a graph's slots stay within a core's cache; an accelerator (no cache_bytes) has no such limit.
+    assert auto_group_size(30_000, 16, 1000, bytes_per_trial=2**18, cache_bytes=2**21) == 8
+    assert auto_group_size(30_000, 16, 1000, bytes_per_trial=2**18) == 64
+    assert auto_group_size(30_000, 16, 1000, bytes_per_trial=2**22, cache_bytes=2**21) == 1
+
+
+def test_core_cache_is_read_from_the_machine():
+    cache = core_cache_bytes()
+    assert cache & (cache - 1) == 0 or cache % 1024 == 0, "a size in bytes, as sysfs gives it (e.g. 2048K)"
+    assert 2**16 <= cache <= 2**26
