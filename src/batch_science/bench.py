@@ -34,10 +34,10 @@ REPO = Path(__file__).resolve().parents[2]
 BATCH_SIZES = (16, 256, 4096)
 # Metaparameters of the throughput runs: a stable setting, so no trial diverges and leaves its slot.
 STEADY_TRIAL = {"learning_rate": 0.02, "momentum": 0.9, "decay_steps": 0, "end_factor": 1.0, "label_smoothing": 0.0}
-# Steps each throughput run trains per trial: a few seconds per measurement on a 2-core machine,
-# and at 256 and 4096 about the default study's budget, so calls hold as many intervals as in a study
-# (at most an eighth of the budget each).
-ENGINE_STEPS = {16: 1000, 256: 250, 4096: 200}
+# Trial-steps each throughput run trains: a few seconds per measurement on a 2-core machine. Each
+# trial trains the study's own budget at its batch size, so compiled calls hold as many intervals
+# as in the study, and the graph's slots are refilled as its trials end, as in the study.
+ENGINE_TRIAL_STEPS = {16: 96_000, 256: 12_000, 4096: 1_000}
 KERAS_STEPS = {16: 400, 256: 200, 4096: 30}
 KERAS_TRIALS = 2
 
@@ -138,32 +138,33 @@ def engine_steady(config: dict, batch_size: int, threads: int | None, barrier=No
 
     _, workload, model, arrays = _workload(config)
     eval_every = steps_for(workload["eval_every"], batch_size)
+    budget = steps_for(workload["step_budget"], batch_size)
     engine = Engine(model, arrays, "momentum", batch_size, config["precision"])
-    n_trials = trials or engine.group_size_for(1 << 20)
-    steps = ENGINE_STEPS[batch_size]
+    slots = trials or engine.group_size_for(1 << 20)
+    rounds = max(1, math.ceil(ENGINE_TRIAL_STEPS[batch_size] / (slots * budget)))
 
-    def run(seed_base: int, n_steps: int) -> float:
+    def run(seed_base: int, n_trials: int, n_steps: int) -> float:
         batch = [{**STEADY_TRIAL, "seed": seed_base + i, "step_budget": n_steps, "eval_every": eval_every} for i in range(n_trials)]
         started = time.perf_counter()
-        engine.run(batch, Target(**workload["target"]), stop_at_target=False, group_size=n_trials)
+        engine.run(batch, Target(**workload["target"]), stop_at_target=False, group_size=slots)
         return time.perf_counter() - started
 
-    warmup_s = run(10_000, eval_every)
+    warmup_s = run(10_000, slots, eval_every)
     if barrier is not None:
         barrier.wait()  # processes sharing the machine time the same seconds
-    seconds = run(0, steps)
+    seconds = run(0, slots * rounds, budget)
     # Evaluation's share: the same graph shape evaluated alone, as often as the run evaluates.
     import numpy as np
 
-    weights = [engine.tf.constant(np.stack([model.init(i, engine.input_shape, engine.num_classes)[k] for i in range(n_trials)]), engine.dtype) for k in range(len(model.init(0, engine.input_shape, engine.num_classes)))]
+    weights = [engine.tf.constant(np.stack([model.init(i, engine.input_shape, engine.num_classes)[k] for i in range(slots)]), engine.dtype) for k in range(len(model.init(0, engine.input_shape, engine.num_classes)))]
     engine.evaluate(weights)[0].numpy()
     started = time.perf_counter()
     for _ in range(5):
         engine.evaluate(weights)[0].numpy()
-    eval_s = (time.perf_counter() - started) / 5 * (steps // eval_every + 1)
+    eval_s = (time.perf_counter() - started) / 5 * rounds * (budget // eval_every + 1)
     return {
-        "trials": n_trials, "trial_steps": n_trials * steps, "seconds": seconds, "startup_s": warmup_s,
-        "eval_fraction": min(1.0, eval_s / seconds), "eval_every": eval_every,
+        "trials": slots * rounds, "trial_steps": slots * rounds * budget, "seconds": seconds, "startup_s": warmup_s,
+        "eval_fraction": min(1.0, eval_s / seconds), "eval_every": eval_every, "trials_per_graph": slots,
     }
 
 
@@ -341,6 +342,7 @@ def main(argv=None) -> None:
         flops = _flops_per_trial_step(config, batch_size, result["eval_every"])
         rows.append({
             "batch_size": batch_size, "strategy": strategy, "trials": result["trials"], "processes": processes,
+            "trials_per_graph": result.get("trials_per_graph", result.get("group_size", math.nan)),
             "trial_steps_per_s": rate, "gflops": rate * flops / 1e9, "fraction_of_matmul_peak": rate * flops / 1e9 / peak,
             "startup_s": result.get("startup_s", math.nan), "eval_fraction": result.get("eval_fraction", math.nan),
             "eval_every": result["eval_every"], **(extra or {}),
