@@ -163,7 +163,7 @@ def _batch_indices(tf, seeds, steps, batch_size: int, n_examples: int):
     for shift, multiplier in HASH_ROUNDS:
         x = bits.bitwise_xor(x, bits.right_shift(x, tf.constant(shift, tf.uint32))) * tf.constant(multiplier, tf.uint32)
     x = bits.bitwise_xor(x, bits.right_shift(x, tf.constant(16, tf.uint32)))
-    return tf.cast(tf.cast(x, tf.int64) % n_examples, tf.int32)
+    return tf.cast(x % tf.constant(n_examples, tf.uint32), tf.int32)
 
 
 def host_batch_indices(seeds, steps, batch_size: int, n_examples: int) -> np.ndarray:
