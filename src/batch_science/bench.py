@@ -8,7 +8,8 @@ Throughput is trial-steps per second of steady training with evaluation at the w
 interval included; start-up (imports, data, graph building and compilation) is reported apart,
 except in the sweep rows, which time a whole fresh job. Achieved GFLOP/s counts training
 (3x the forward pass per example) and evaluation FLOPs; its fraction is of the float32 matmul
-throughput measured here with all cores.
+throughput measured here with all cores. Where TensorFlow sees a GPU, everything runs on it (and
+the one-job-per-core strategies are left out).
 
 Writes results/bench/engine.csv (one row per batch size and strategy), study.csv (where the
 time of the default study goes, and Snakemake's per-job overhead) and dag.csv (dry-run time
@@ -61,6 +62,12 @@ def _workload(config: dict):
 
     name, workload = next(iter(config["workloads"].items()))
     return name, workload, get_model(workload["model"]), data.load(workload["dataset"], config["data_dir"])
+
+
+def accelerators() -> dict:
+    """The GPUs TensorFlow sees here: where there is one, every measurement runs on it."""
+    tf = _start_tensorflow(None)
+    return {"gpus": [device.name for device in tf.config.list_physical_devices("GPU")]}
 
 
 def matmul_peak(threads: int | None, size: int = 2048, repeats: int = 20) -> dict:
@@ -330,10 +337,15 @@ def main(argv=None) -> None:
     cores = os.cpu_count() or 1
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"bench: {cores} cores, config {config_path.name}, workload {next(iter(config['workloads']))}, {config['precision']}", flush=True)
+    gpus = in_processes("accelerators", [()])[0]["gpus"]
+    device = f"GPU ({', '.join(gpus)})" if gpus else f"{cores} CPU cores"
+    print(f"bench: {device}, config {config_path.name}, workload {next(iter(config['workloads']))}, {config['precision']}", flush=True)
+    # One tune job per core is how Snakemake runs a CPU machine; a GPU is shared by no such jobs.
+    jobs_per_core = cores > 1 and not gpus
 
-    peak = in_processes("matmul_peak", [(None,)])[0]["gflops"]
-    print(f"float32 matmul peak, all cores: {peak:.1f} GFLOP/s", flush=True)
+    # An accelerator needs a larger product than a CPU to reach its peak.
+    peak = in_processes("matmul_peak", [(None, 8192 if gpus else 2048)])[0]["gflops"]
+    print(f"float32 matmul peak, {device}: {peak:.1f} GFLOP/s", flush=True)
 
     rows = []
 
@@ -353,7 +365,7 @@ def main(argv=None) -> None:
         keras = in_processes("keras_fit", [(config, batch_size, None)])[0]
         add(batch_size, "keras_fit", keras)
         add(batch_size, "engine", in_processes("engine_steady", [(config, batch_size, None)])[0])
-        if cores > 1:
+        if jobs_per_core:
             # One single-threaded job per core, as Snakemake runs tune jobs with --cores N.
             per_core = in_processes("engine_steady", [(config, batch_size, 1)] * cores, synchronised=True)
             add(batch_size, "engine_job_per_core", merged(per_core), processes=cores)
@@ -362,7 +374,7 @@ def main(argv=None) -> None:
     sweeps = []
     for batch_size in args.sweep_batch_sizes:
         runs = [("engine_sweep", 1, in_processes("engine_sweep", [(config, batch_size, None, args.sweep_trials, None, time.perf_counter())])[0])]
-        if cores > 1:
+        if jobs_per_core:
             # The same sweep as the pipeline runs it with --cores N: N single-threaded tune jobs of
             # a part of the trials each, started together; timed until the last one ends.
             launched = time.perf_counter()
@@ -401,6 +413,7 @@ def main(argv=None) -> None:
     keras_by_batch = table[table.strategy == "keras_fit"].set_index("batch_size")["trial_steps_per_s"]
     table.insert(5, "ratio_vs_keras_fit", table.trial_steps_per_s / table.batch_size.map(keras_by_batch))
     table["matmul_peak_gflops"] = peak
+    table["device"] = device
     table.to_csv(out / "engine.csv", index=False)
 
     study_rows = []
@@ -424,7 +437,7 @@ def main(argv=None) -> None:
 
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:,.3g}".format):
         print("\nengine.csv")
-        print(table.drop(columns=["matmul_peak_gflops"]).to_string(index=False))
+        print(table.drop(columns=["matmul_peak_gflops", "device"]).to_string(index=False))
         print("\nstudy.csv (seconds)")
         print(pd.DataFrame(study_rows).to_string(index=False))
         if len(dag):
