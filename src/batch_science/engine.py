@@ -67,7 +67,7 @@ HASH_ROUNDS = ((16, 0x7FEB352D), (15, 0x846CA68B))  # (shift, multiplier) of the
 # FLOP count, not a clock, so the calls, and so the float32 results, are the same from run to run.
 CALL_FLOPS = 2**34
 # Evaluations one call can hold (the static size of its per-interval metric buffers).
-MAX_INTERVALS_PER_CALL = 16
+MAX_INTERVALS_PER_CALL = 32
 # Training examples whose batch-norm statistics normalise every evaluation (precise BN, paper_models.py):
 # this many, evenly spaced through the training set, the same for every trial and evaluation.
 BATCH_NORM_EXAMPLES = 1024
@@ -525,12 +525,13 @@ class _SlotRunner:
 
     def _intervals_per_call(self) -> int:
         """Enough evaluation intervals per compiled call for CALL_FLOPS of training (see there), but
-        no more than an eighth of a trial's budget: a slot whose trial ends early in a call idles
-        until the call ends, and the job can only checkpoint or stop between calls."""
+        in a graph of several slots no more than an eighth of a trial's budget: a slot whose trial
+        ends early in a call idles until the call ends. (A call ends once all its slots are done, so
+        one slot never idles; CALL_FLOPS keeps calls short enough to checkpoint and stop between.)"""
         occupied = [self.trials[s] for s in self.slots if s is not None]
         eval_every = max(t["eval_every"] for t in occupied)
         interval_flops = len(self.slots) * eval_every * self.flops_per_trial_step
-        share_of_budget = min(t["step_budget"] for t in occupied) // (8 * eval_every)
+        share_of_budget = min(t["step_budget"] for t in occupied) // ((8 if len(self.slots) > 1 else 1) * eval_every)
         return int(max(1, min(MAX_INTERVALS_PER_CALL, CALL_FLOPS // max(1, interval_flops), share_of_budget)))
 
     def _record(self, records, record_steps) -> None:
