@@ -55,6 +55,8 @@ def test_tables_carry_provenance(tiny_results, tiny_config):
     trials = pd.read_parquet(tiny_results / "results" / "tiny" / "trials.parquet")
     assert set(trials["training_host"]) == {platform.node()}
     assert set(trials["training_device"]) == {"CPU: " + (platform.processor() or platform.machine())}
+    # Each job's graph held at most its trials (the tiny study: 4 per job).
+    assert trials["trials_per_graph"].between(1, 4).all()
 
 
 def test_fits_and_figures(tiny_results):

@@ -420,6 +420,10 @@ class Engine:
         on_cpu = not self.tf.config.list_logical_devices("GPU")
         return auto_group_size(flops, self.batch_size, n_trials, bytes_per_trial, self.max_trials_per_graph, core_cache_bytes() if on_cpu else None)
 
+    def slots_for(self, n_trials: int, group_size: int | None = None) -> int:
+        """Slots of the graph that trains `n_trials`: `group_size` (auto if None), at most the trials and the model's limit."""
+        return min(group_size or self.group_size_for(n_trials), n_trials, self.max_trials_per_graph or n_trials)
+
     def run(
         self,
         trials: list[dict],
@@ -441,7 +445,7 @@ class Engine:
         """
         if not trials:
             return []
-        n_slots = min(group_size or self.group_size_for(len(trials)), len(trials), self.max_trials_per_graph or len(trials))
+        n_slots = self.slots_for(len(trials), group_size)
         runner = _SlotRunner(self, trials, target, divergence_factor, stop_at_target, on_finish, progress, resume, on_interval)
         return runner.run(n_slots)
 

@@ -159,10 +159,10 @@ def run_times(benchmark_files) -> pd.DataFrame:
 
 
 def training_places(trials_path) -> list[tuple[str, str]]:
-    """Hosts and devices the trials trained on, with trial counts (not recorded by older results)."""
+    """Hosts, devices and graph sizes the trials trained on, with trial counts (not recorded by older results)."""
     trials = pd.read_parquet(trials_path)
     facts = []
-    for column, name in (("training_host", "training hosts"), ("training_device", "training devices")):
+    for column, name in (("training_host", "training hosts"), ("training_device", "training devices"), ("trials_per_graph", "trials per graph (at a job's start)")):
         counts = trials[column].fillna("not recorded").value_counts() if column in trials else pd.Series({"not recorded": len(trials)})
         facts.append((name, "; ".join(f"{place} ({count} trials)" for place, count in counts.items())))
     return facts
