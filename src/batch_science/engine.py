@@ -61,10 +61,11 @@ SHRINK_WORTH_FLOPS = 5e10
 HASH_MULTIPLIERS = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D)
 HASH_ROUNDS = ((16, 0x7FEB352D), (15, 0x846CA68B))  # (shift, multiplier) of the hash's mixing rounds
 # A compiled call trains and evaluates several intervals when one interval is little work (large
-# batches evaluate every few steps): each call costs ~4 ms of XLA launch and host work (measured
-# on the MLP at batch 4096, where 2 intervals per call spent a fifth of the time on it), so a call
-# should hold at least this many training FLOPs (a few hundred milliseconds of a CPU core). A
-# FLOP count, not a clock, so the calls, and so the float32 results, are the same from run to run.
+# batches evaluate every few steps): each call costs 1-4 ms of XLA launch and host work (a call
+# of no interval took ~1 ms on the 2-core machine; with 2 intervals per call at batch 4096 it was a
+# fifth of the time), so a call holds about this many training FLOPs (a hundred milliseconds or
+# more of a CPU core). A FLOP count, not a clock, so the calls, and so the float32 results, are the
+# same from run to run.
 CALL_FLOPS = 2**34
 # Evaluations one call can hold (the static size of its per-interval metric buffers).
 MAX_INTERVALS_PER_CALL = 32
