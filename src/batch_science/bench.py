@@ -38,7 +38,7 @@ STEADY_TRIAL = {"learning_rate": 0.02, "momentum": 0.9, "decay_steps": 0, "end_f
 # Trial-steps each throughput run trains: a few seconds per measurement on a 2-core machine. Each
 # trial trains the study's own budget at its batch size, so compiled calls hold as many intervals
 # as in the study, and the graph's slots are refilled as its trials end, as in the study.
-ENGINE_TRIAL_STEPS = {16: 96_000, 256: 12_000, 4096: 1_000}
+ENGINE_TRIAL_STEPS = {16: 96_000, 256: 12_000, 4096: 2_000}
 KERAS_STEPS = {16: 400, 256: 200, 4096: 30}
 KERAS_TRIALS = 2
 
