@@ -193,10 +193,11 @@ def engine_sweep(config: dict, batch_size: int, threads: int | None, n_trials: i
     part, parts = shard
     trials = study_trials(config, study, range(part * n_trials // parts, (part + 1) * n_trials // parts))
     engine = Engine(model, arrays, study.optimizer, batch_size, config["precision"])
+    slots = engine.slots_for(len(trials), group_size)  # as a tune job decides it
     ready = time.perf_counter()
     outcomes = engine.run(
         trials, Target(**workload["target"]), divergence_factor=config["divergence_factor"],
-        stop_at_target=config["stop_at_target"], group_size=group_size,
+        stop_at_target=config["stop_at_target"], group_size=slots,
     )
     finished = time.perf_counter()
     stats = engine.stats
@@ -205,7 +206,7 @@ def engine_sweep(config: dict, batch_size: int, threads: int | None, n_trials: i
         "import_s": imported - process_start, "setup_s": ready - imported, "python_start_s": started - process_start, "first_call_s": stats["first_call_s"],
         "train_and_eval_s": stats["call_s"], "host_s": stats["host_s"], "graph_sizes": stats["graph_sizes"],
         "slot_utilisation": stats["trial_steps"] / max(1, stats["slot_steps"]),
-        "group_size": group_size or engine.group_size_for(n_trials),
+        "trials_per_graph": slots,
         "final_steps": [o.final_step for o in outcomes],
         "steps_to_result": [o.steps_to_result for o in outcomes], "status": [o.status for o in outcomes],
     }
@@ -354,7 +355,7 @@ def main(argv=None) -> None:
         flops = _flops_per_trial_step(config, batch_size, result["eval_every"])
         rows.append({
             "batch_size": batch_size, "strategy": strategy, "trials": result["trials"], "processes": processes,
-            "trials_per_graph": result.get("trials_per_graph", result.get("group_size", math.nan)),
+            "trials_per_graph": result.get("trials_per_graph", math.nan),
             "trial_steps_per_s": rate, "gflops": rate * flops / 1e9, "fraction_of_matmul_peak": rate * flops / 1e9 / peak,
             "startup_s": result.get("startup_s", math.nan), "eval_fraction": result.get("eval_fraction", math.nan),
             "eval_every": result["eval_every"], **(extra or {}),
@@ -406,7 +407,7 @@ def main(argv=None) -> None:
         ]
         same_status = [a == b for a, b in zip(grouped["status"], alone["status"])]
         agreement = {"batch_size": batch_size, "trials": len(same), "identical_steps_to_result": sum(same) / len(same), "identical_status": sum(same_status) / len(same)}
-        print(f"  {config['precision']} b{batch_size}: {grouped['group_size']} trials per graph vs one: steps to result identical for "
+        print(f"  {config['precision']} b{batch_size}: {grouped['trials_per_graph']} trials per graph vs one: steps to result identical for "
               f"{agreement['identical_steps_to_result']:.1%} of {len(same)} trials, status for {agreement['identical_status']:.1%}", flush=True)
 
     table = pd.DataFrame(rows)

@@ -263,8 +263,9 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
                 resume[trial["trial_id"]] = state
                 log.info("%s: trial %d resumed at step %d of %d", label, trial["trial_id"], state.step, trial["step_budget"])
         group_size = None if config["trials_per_graph"] == "auto" else config["trials_per_graph"]
+        slots = 1 if strategy else engine.slots_for(len(todo), group_size)  # data-parallel: one trial at a time
         # Provenance: in float32 a trial's last bits can depend on the graph it shared (docs/engine.md).
-        base["trials_per_graph"] = 1 if strategy else engine.slots_for(len(todo), group_size)
+        base["trials_per_graph"] = slots
         progress = Progress(label, len(todo), sum(t["step_budget"] for t in todo) - sum(s.step for s in resume.values()))
         log.info("%s: data and graph ready after %.1fs", label, time.monotonic() - started)
         try:
@@ -275,7 +276,7 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
                     Target(**workload["target"]),
                     divergence_factor=config["divergence_factor"],
                     stop_at_target=config["stop_at_target"],
-                    group_size=group_size,
+                    group_size=slots,
                     on_finish=save,
                     progress=progress,
                     **checkpoints,
