@@ -7,7 +7,7 @@ SNAKEMAKE := $(BIN)/snakemake --cores $(CORES)
 
 STUDY ?= $(shell sed -n 's/^study: *//p' config/config.yaml)
 
-.PHONY: install run figures report test lint dryrun clean
+.PHONY: install run figures report test lint format dryrun clean
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,17 @@ report: install
 	$(SNAKEMAKE)
 	$(BIN)/snakemake --report results/$(STUDY)/report.html
 
+# Formatters and linters, settings pinned in pyproject.toml; `make format` applies the formatters.
 lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check Snakefile rules
 	$(BIN)/snakemake --lint
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+	$(BIN)/snakefmt Snakefile rules
 
 dryrun: install
 	for config in config/*.yaml; do $(BIN)/snakemake -n --quiet rules --configfile $$config || exit 1; done
@@ -46,7 +55,7 @@ bench: install
 # The study on a real single-node SLURM (Debian's slurm-wlm, installed if missing): needs root.
 .PHONY: test-slurm
 test-slurm: install
-	BATCH_SCIENCE_SLURM_TEST=1 $(BIN)/pytest -q tests/test_slurm.py
+	BATCH_SCIENCE_SLURM_TEST=1 $(BIN)/pytest -q tests/pipeline/test_slurm.py
 
 clean:
 	rm -rf results logs benchmarks .snakemake

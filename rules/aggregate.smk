@@ -8,8 +8,12 @@ rule aggregate:
         curves=f"{RESULTS}/curves.parquet",
         steps=f"{RESULTS}/steps_to_result.csv",
     log:
-        f"logs/aggregate/{config['study']}.log",
+        f"logs/aggregate/{STUDY}.log",
     conda:
         "../envs/study.yaml"
     script:
         "../workflow/scripts/aggregate.py"
+
+
+localrules:
+    aggregate,

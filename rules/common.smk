@@ -1,26 +1,33 @@
-# Config validation, the study grid, and input functions shared by the rules.
+# Config validation (once, before any job), the study grid, and the input and resource functions
+# shared by the rules. Paths of the tables come from the package's output contract (tables.py).
 import os
 import sys
 
-from snakemake.utils import validate
-
-from batch_science import config as study_config
+from batch_science import tables
+from batch_science.analysis import outputs as analysis_outputs
+from batch_science.analysis.variants import variant_groups
+from batch_science.config import ConfigError, Study, data_parallel_for, is_nqm, shard_count, studies, workload_setting
+from batch_science.trials import OPTIMIZERS
+from batch_science.tuning.study_config import check_study
 
 try:
     # One line naming the bad key, before any job runs (Snakemake's own message is a page).
-    config.update(study_config.validate_config(config))
-except study_config.ConfigError as error:
+    config.update(check_study(config))
+except ConfigError as error:
     sys.exit(f"Config error: {error}")
-validate(config, "../workflow/schemas/config.schema.yaml")
 
-RESULTS = f"results/{config['study']}"
-STUDIES = study_config.studies(config)
-DATASETS = sorted({w["dataset"]["name"] for w in config["workloads"].values()})
+STUDY = config["study"]
+RESULTS = tables.results_dir(STUDY)
+FIGURES = f"{RESULTS}/figures"
+REPORT = f"{RESULTS}/report"
+STUDIES = studies(config)
+VARIANTS = variant_groups(config["workloads"])
+TUNING_BUDGET_RESAMPLES = 100
 
 
 wildcard_constraints:
     workload=r"[A-Za-z0-9_-]+",
-    optimizer=r"sgd|momentum|nesterov",
+    optimizer="|".join(OPTIMIZERS),
     batch_size=r"\d+",
     shard=r"\d+",
     dataset=r"[A-Za-z0-9_.-]+",
@@ -29,17 +36,17 @@ wildcard_constraints:
 def study_tables(kind):
     """Every shard's trial or curve table of every study."""
     return [
-        f"{RESULTS}/{kind}/{s.workload}/{s.optimizer}/b{s.batch_size}/shard{shard}.parquet"
-        for s in STUDIES
-        for shard in range(study_config.shard_count(config, s.workload))
+        tables.shard_table(RESULTS, kind, study, shard)
+        for study in STUDIES
+        for shard in range(shard_count(config, study.workload))
     ]
 
 
 def prepared_dataset(wildcards):
-    name = config["workloads"][wildcards.workload]["dataset"]["name"]
-    if name == "nqm":  # the noisy quadratic model has no data to prepare
+    workload = config["workloads"][wildcards.workload]
+    if is_nqm(workload):  # the noisy quadratic model has no data to prepare
         return []
-    return f"{config['data_dir']}/{name}.prepared"
+    return f"{config['data_dir']}/{workload['dataset']['name']}.prepared"
 
 
 def folder_of_output(wildcards, output):
@@ -48,35 +55,40 @@ def folder_of_output(wildcards, output):
 
 def metaparameter_figures():
     return [
-        f"{RESULTS}/figures/metaparameters/{w}_{o}.png"
-        for w, workload in config["workloads"].items()
-        for o in workload["optimizers"]
+        f"{FIGURES}/metaparameters/{name}_{optimizer}.png"
+        for name, workload in config["workloads"].items()
+        for optimizer in workload["optimizers"]
     ]
 
 
 def noise_scale_workloads():
-    """Workloads whose noise scale is measured: all, unless the config or the workload turns it off."""
-    if not config["noise_scale"]["enabled"]:
-        return []
-    return [w for w, spec in config["workloads"].items() if spec.get("noise_scale", {}).get("enabled", True)]
+    """Workloads whose noise scale is measured: noise_scale.enabled, the workload's own over the study's."""
+    return [name for name in config["workloads"] if workload_setting(config, name, "noise_scale")["enabled"]]
 
 
 def noise_scale_outputs():
     """The noise-scale figure and summary, if any workload's noise scale is measured."""
     if not noise_scale_workloads():
         return []
-    return [f"{RESULTS}/figures/noise_scale.png", f"{RESULTS}/noise_scale_summary.md"]
+    return [f"{FIGURES}/noise_scale.png", f"{RESULTS}/noise_scale_summary.md"]
 
 
 def noise_scale_runs():
     """One noise-scale run per measured workload."""
-    return [f"{RESULTS}/noise_scale/{w}.csv" for w in noise_scale_workloads()]
+    return [f"{RESULTS}/noise_scale/{name}.csv" for name in noise_scale_workloads()]
+
+
+def variant_groups_of(wildcards):
+    return VARIANTS[wildcards.kind]
+
+
+def variant_labels_of(wildcards):
+    return analysis_outputs.variant_labels(config, wildcards.kind)
 
 
 def tune_data_parallel(wildcards):
     """The config's data_parallel block if this tune job's study trains data-parallel, else None."""
-    study = study_config.Study(wildcards.workload, wildcards.optimizer, int(wildcards.batch_size))
-    return study_config.data_parallel_for(config, study)
+    return data_parallel_for(config, Study(wildcards.workload, wildcards.optimizer, int(wildcards.batch_size)))
 
 
 def tune_gpus(wildcards):
@@ -99,3 +111,8 @@ def tune_nodes(wildcards):
     """Nodes of a tune job (sbatch --nodes; one task per node, SLURM's default)."""
     spec = tune_data_parallel(wildcards)
     return spec["nodes"] if spec else 1
+
+
+def tune_runtime(wildcards, attempt):
+    """Minutes, doubled on each retry: a job stopped at its time limit comes back with more."""
+    return 120 * 2 ** (attempt - 1)

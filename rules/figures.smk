@@ -1,11 +1,5 @@
 # Figures of the study, from the output tables only; each PNG (with a PDF beside it) goes into
 # the report with a caption from workflow/report/.
-from batch_science.analysis import outputs as analysis_outputs
-from batch_science.analysis.variants import variant_groups
-
-FIGURES = f"{RESULTS}/figures"
-VARIANTS = variant_groups(config["workloads"])
-TUNING_BUDGET_RESAMPLES = 100
 
 
 rule figures:
@@ -35,7 +29,7 @@ rule plot_scaling:
         ),
         optimizers_pdf=f"{FIGURES}/optimizer_comparison.pdf",
     log:
-        f"logs/plot_scaling/{config['study']}.log",
+        f"logs/plot_scaling/{STUDY}.log",
     params:
         confidence=config["confidence"],
     conda:
@@ -57,12 +51,12 @@ rule plot_variants:
         ),
         pdf=f"{FIGURES}/{{kind}}_variants.pdf",
     log:
-        f"logs/plot_variants/{config['study']}/{{kind}}.log",
+        f"logs/plot_variants/{STUDY}/{{kind}}.log",
     wildcard_constraints:
         kind="model|dataset_size",
     params:
-        groups=lambda wildcards: VARIANTS[wildcards.kind],
-        labels=lambda wildcards: analysis_outputs.variant_labels(config, wildcards.kind),
+        groups=variant_groups_of,
+        labels=variant_labels_of,
     conda:
         "../envs/study.yaml"
     script:
@@ -77,7 +71,7 @@ rule plot_learning_rate:
         png=report(f"{FIGURES}/learning_rate.png", caption="../workflow/report/learning_rate.rst", category="3. Metaparameters"),
         pdf=f"{FIGURES}/learning_rate.pdf",
     log:
-        f"logs/plot_learning_rate/{config['study']}.log",
+        f"logs/plot_learning_rate/{STUDY}.log",
     conda:
         "../envs/study.yaml"
     script:
@@ -99,7 +93,7 @@ rule plot_metaparameters:
         ),
         pdf=f"{FIGURES}/metaparameters/{{workload}}_{{optimizer}}.pdf",
     log:
-        f"logs/plot_metaparameters/{config['study']}/{{workload}}_{{optimizer}}.log",
+        f"logs/plot_metaparameters/{STUDY}/{{workload}}_{{optimizer}}.log",
     conda:
         "../envs/study.yaml"
     script:
@@ -114,7 +108,7 @@ rule plot_solution_quality:
         png=report(f"{FIGURES}/solution_quality.png", caption="../workflow/report/solution_quality.rst", category="4. Solution quality"),
         pdf=f"{FIGURES}/solution_quality.pdf",
     log:
-        f"logs/plot_solution_quality/{config['study']}.log",
+        f"logs/plot_solution_quality/{STUDY}.log",
     params:
         stopped_at_target=config["stop_at_target"],
     conda:
@@ -130,7 +124,7 @@ rule tuning_budget:
     output:
         table=f"{RESULTS}/tuning_budget.csv",
     log:
-        f"logs/tuning_budget/{config['study']}.log",
+        f"logs/tuning_budget/{STUDY}.log",
     params:
         n_resamples=TUNING_BUDGET_RESAMPLES,
         confidence=config["confidence"],
@@ -149,7 +143,7 @@ rule plot_tuning_budget:
         png=report(f"{FIGURES}/tuning_budget.png", caption="../workflow/report/tuning_budget.rst", category="5. Robustness"),
         pdf=f"{FIGURES}/tuning_budget.pdf",
     log:
-        f"logs/plot_tuning_budget/{config['study']}.log",
+        f"logs/plot_tuning_budget/{STUDY}.log",
     conda:
         "../envs/study.yaml"
     script:
@@ -158,8 +152,6 @@ rule plot_tuning_budget:
 
 localrules:
     figures,
-    aggregate,
-    fit,
     plot_scaling,
     plot_variants,
     plot_learning_rate,

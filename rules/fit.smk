@@ -6,7 +6,7 @@ rule fit:
         fits=f"{RESULTS}/fits.csv",
         bootstrap=f"{RESULTS}/fit_bootstrap.parquet",
     log:
-        f"logs/fit/{config['study']}.log",
+        f"logs/fit/{STUDY}.log",
     params:
         n_bootstrap=config["bootstrap"],
         confidence=config["confidence"],
@@ -16,3 +16,7 @@ rule fit:
         "../envs/study.yaml"
     script:
         "../workflow/scripts/fit.py"
+
+
+localrules:
+    fit,

@@ -5,9 +5,9 @@ rule noise_scale:
     output:
         f"{RESULTS}/noise_scale/{{workload}}.csv",
     log:
-        f"logs/noise_scale/{config['study']}/{{workload}}.log",
+        f"logs/noise_scale/{STUDY}/{{workload}}.log",
     benchmark:
-        f"benchmarks/noise_scale/{config['study']}/{{workload}}.tsv"
+        f"benchmarks/noise_scale/{STUDY}/{{workload}}.tsv"
     threads: 1
     resources:
         gpu=0,
@@ -27,7 +27,7 @@ rule noise_scale_table:
         comparison=f"{RESULTS}/noise_scale_vs_b_crit.csv",
         summary=f"{RESULTS}/noise_scale_summary.md",
     log:
-        f"logs/noise_scale_table/{config['study']}.log",
+        f"logs/noise_scale_table/{STUDY}.log",
     conda:
         "../envs/study.yaml"
     script:
@@ -40,10 +40,10 @@ rule plot_noise_scale:
         curves=f"{RESULTS}/noise_scale.csv",
         comparison=f"{RESULTS}/noise_scale_vs_b_crit.csv",
     output:
-        png=report(f"{RESULTS}/figures/noise_scale.png", caption="../workflow/report/noise_scale.rst", category="8. Gradient noise scale"),
-        pdf=f"{RESULTS}/figures/noise_scale.pdf",
+        png=report(f"{FIGURES}/noise_scale.png", caption="../workflow/report/noise_scale.rst", category="8. Gradient noise scale"),
+        pdf=f"{FIGURES}/noise_scale.pdf",
     log:
-        f"logs/plot_noise_scale/{config['study']}.log",
+        f"logs/plot_noise_scale/{STUDY}.log",
     conda:
         "../envs/study.yaml"
     script:

@@ -1,6 +1,5 @@
 # The report's tables, provenance and plain-text summary, from the output tables only.
 # `snakemake --report results/<study>/report.html` (or `make report`) collects them with the figures.
-REPORT = f"{RESULTS}/report"
 
 
 rule report_tables:
@@ -19,7 +18,7 @@ rule report_tables:
             f"{REPORT}/tuning_budget.html", caption="../workflow/report/tables.rst", category="6. Tables", labels={"table": "tuning budget"}
         ),
     log:
-        f"logs/report_tables/{config['study']}.log",
+        f"logs/report_tables/{STUDY}.log",
     params:
         confidence=config["confidence"],
     conda:
@@ -35,7 +34,7 @@ rule provenance:
     output:
         report(f"{REPORT}/provenance.html", caption="../workflow/report/provenance.rst", category="7. Provenance"),
     log:
-        f"logs/provenance/{config['study']}.log",
+        f"logs/provenance/{STUDY}.log",
     params:
         benchmarks=analysis_outputs.tune_benchmarks(config),
         repository=workflow.basedir,
@@ -55,7 +54,7 @@ rule summary:
         markdown=f"{RESULTS}/summary.md",
         html=report(f"{REPORT}/summary.html", caption="../workflow/report/summary.rst", category="0. Summary"),
     log:
-        f"logs/summary/{config['study']}.log",
+        f"logs/summary/{STUDY}.log",
     params:
         study=config["study"],
         confidence=config["confidence"],

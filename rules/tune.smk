@@ -3,15 +3,15 @@ rule tune:
     input:
         prepared_dataset,
     output:
-        trials=f"{RESULTS}/trials/{{workload}}/{{optimizer}}/b{{batch_size}}/shard{{shard}}.parquet",
-        curves=f"{RESULTS}/curves/{{workload}}/{{optimizer}}/b{{batch_size}}/shard{{shard}}.parquet",
+        trials=tables.shard_table(RESULTS, "trials"),
+        curves=tables.shard_table(RESULTS, "curves"),
     log:
-        f"logs/tune/{config['study']}/{{workload}}/{{optimizer}}/b{{batch_size}}/shard{{shard}}.log",
+        tables.tune_log(STUDY),
     benchmark:
-        f"benchmarks/tune/{config['study']}/{{workload}}/{{optimizer}}/b{{batch_size}}/shard{{shard}}.tsv"
+        tables.tune_benchmark(STUDY)
     params:
         # Finished trials are kept here, outside the outputs, so a killed job loses none.
-        partial_dir=f"{RESULTS}/partial/{{workload}}/{{optimizer}}/b{{batch_size}}",
+        partial_dir=tables.partial_dir(RESULTS),
     threads: 1
     resources:
         # Portable needs; a cluster's partition, account, GPU model and limits are in slurm/config.yaml.
@@ -19,8 +19,7 @@ rule tune:
         gpu=tune_gpus,
         gres=tune_gres,
         nodes=tune_nodes,
-        # Minutes, doubled on each retry: a job stopped at its time limit comes back with more.
-        runtime=lambda wildcards, attempt: 120 * 2 ** (attempt - 1),
+        runtime=tune_runtime,
         mem_mb=4000,
     conda:
         "../envs/study.yaml"

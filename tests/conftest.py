@@ -18,19 +18,47 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 @pytest.fixture(scope="session")
 def tiny_config():
-    from batch_science.config import load_config
+    from batch_science.tuning.study_config import load_config
 
     return load_config(TINY_CONFIG)
 
 
 @pytest.fixture(scope="session")
-def mnist1d_data_dir(tmp_path_factory):
-    """MNIST-1D prepared once per test session through the real tfds builder."""
-    from batch_science import data
+def tiny_results(tmp_path_factory):
+    """The working folder of the tiny study (tests/configs/tiny.yaml) run once through Snakemake to its figures."""
+    workdir = tmp_path_factory.mktemp("tiny_study")
+    run_snakemake(workdir, "--cores", "2", "--configfile", str(TINY_CONFIG))
+    return workdir
 
-    data_dir = tmp_path_factory.mktemp("tfds")
-    data.prepare("mnist1d", str(data_dir))
+
+def prepared(tmp_path_factory, dataset: str) -> str:
+    """A fresh data folder with `dataset` prepared in it through its real tfds builder."""
+    from batch_science.data.load import prepare
+
+    data_dir = tmp_path_factory.mktemp(f"tfds_{dataset}")
+    prepare(dataset, str(data_dir))
     return str(data_dir)
+
+
+def signalled_study(study: str, trials: int, trials_per_job: int, **overrides) -> dict:
+    """The tiny study cut to sgd at batch sizes 32 and 512, its trials long enough to be signalled
+    mid-trial and trained one after another (trials_per_graph 1), checkpointed often."""
+    return {
+        "study": study,
+        "trials": trials,
+        "trials_per_job": trials_per_job,
+        "trials_per_graph": 1,
+        "checkpoint_minutes": 0.002,
+        "stop_at_target": False,  # every trial trains its whole budget: time to stop it mid-trial
+        "workloads": {"mnist1d_mlp": {"batch_sizes": [32, 512], "optimizers": ["sgd"], "step_budget": SIGNALLED_STEP_BUDGET}},
+        **overrides,
+    }
+
+
+@pytest.fixture(scope="session")
+def mnist1d_data_dir(tmp_path_factory):
+    """MNIST-1D prepared once per test session."""
+    return prepared(tmp_path_factory, "mnist1d")
 
 
 @pytest.fixture(scope="session")
@@ -42,12 +70,8 @@ def prepared_data_dir(mnist1d_data_dir):
 
 @pytest.fixture(scope="session")
 def synthetic_text_data_dir(tmp_path_factory):
-    """The built-in generated text corpus, prepared once per test session through its tfds builder."""
-    from batch_science import data
-
-    data_dir = tmp_path_factory.mktemp("tfds_text")
-    data.prepare("synthetic_text", str(data_dir))
-    return str(data_dir)
+    """The built-in generated text corpus, prepared once per test session."""
+    return prepared(tmp_path_factory, "synthetic_text")
 
 
 def run_snakemake(workdir: Path, *args, check=True, timeout=900):

@@ -5,7 +5,8 @@ import re
 import pytest
 import yaml
 
-from batch_science.config import ConfigError, load_config, shard_count, shard_trials, steps_for, studies, validate_config
+from batch_science.config import ConfigError, shard_count, shard_trials, steps_for, studies
+from batch_science.tuning.study_config import check_study, load_config
 from conftest import REPO, TINY_CONFIG, run_snakemake
 
 
@@ -39,7 +40,7 @@ def broken(edit):
 )
 def test_bad_config_names_the_key_in_one_line(edit, key):
     with pytest.raises(ConfigError) as error:
-        validate_config(broken(edit))
+        check_study(broken(edit))
     message = str(error.value)
     assert "\n" not in message
     assert message.startswith(f"config key {key}:"), message
@@ -47,7 +48,7 @@ def test_bad_config_names_the_key_in_one_line(edit, key):
 
 def test_missing_target_is_named():
     with pytest.raises(ConfigError, match="'target' is a required property"):
-        validate_config(broken(lambda c: c["workloads"]["mnist1d_mlp"].pop("target")))
+        check_study(broken(lambda c: c["workloads"]["mnist1d_mlp"].pop("target")))
 
 
 def test_defaults_are_filled(tiny_config):
@@ -83,11 +84,11 @@ def test_shards_cover_every_trial_once(tiny_config):
 def test_a_workload_sets_its_own_trial_count_and_shards(tiny_config):
     config = copy.deepcopy(tiny_config)
     config["workloads"]["lstm_like"] = dict(config["workloads"]["mnist1d_mlp"], trials=5, trials_per_job=2)
-    config = validate_config(config)
+    config = check_study(config)
     assert (shard_count(config, "mnist1d_mlp"), shard_count(config, "lstm_like")) == (2, 3)
     assert [list(shard_trials(config, shard, "lstm_like")) for shard in range(3)] == [[0, 1], [2, 3], [4]]
     with pytest.raises(ConfigError, match="config key workloads.lstm_like.trials: 0 is less than the minimum of 1"):
-        validate_config(broken(lambda c: c["workloads"].update(lstm_like=dict(c["workloads"]["mnist1d_mlp"], trials=0))))
+        check_study(broken(lambda c: c["workloads"].update(lstm_like=dict(c["workloads"]["mnist1d_mlp"], trials=0))))
 
 
 def test_dry_run_has_a_tune_job_per_shard_of_each_workloads_own_trials(tmp_path):

@@ -14,8 +14,10 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from batch_science.trials import MOMENTUM_OPTIMIZERS, OPTIMIZERS
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-MOMENTUM_OPTIMIZERS = ("momentum", "nesterov")
+NQM_DATASET = "nqm"  # the noisy quadratic model: a workload computed exactly, with no data or model
 
 
 class ConfigError(ValueError):
@@ -36,8 +38,16 @@ class Study:
 
 
 def load_schema() -> dict:
+    """The config schema, with the optimizer names of the trial contract as its optimizer enum."""
     with open(SCHEMA_PATH) as f:
-        return yaml.safe_load(f)
+        schema = yaml.safe_load(f)
+    schema["$defs"]["optimizer"]["enum"] = list(OPTIMIZERS)
+    return schema
+
+
+def is_nqm(workload: dict) -> bool:
+    """Whether a workload's config block is the noisy quadratic model (computed exactly, no devices)."""
+    return workload["dataset"]["name"] == NQM_DATASET
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
@@ -65,7 +75,10 @@ def _with_defaults(validator_class):
 
 
 def validate_config(config: dict) -> dict:
-    """Return a validated copy of `config` with defaults filled in; raise ConfigError naming the key."""
+    """Return a validated copy of `config` with defaults filled in; raise ConfigError naming the key.
+
+    The rules of the config alone; what needs the model registry is checked on top of this by
+    tuning.study_config.check_study, the one entry point of the pipeline and the tools."""
     config = copy.deepcopy(config)
     schema = load_schema()
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
@@ -79,18 +92,13 @@ def validate_config(config: dict) -> dict:
 
 def _derive_nqm_workloads(config: dict) -> None:
     """A noisy-quadratic workload's model and target follow from its nqm block (idempotent)."""
-    from batch_science.nqm import NQM_DATASET, quadratic_from_config
-
     for name, workload in config["workloads"].items():
         key = f"workloads.{name}"
-        if workload["dataset"]["name"] != NQM_DATASET:
+        if not is_nqm(workload):
             if "nqm" in workload:
                 raise ConfigError(f"config key {key}.nqm: only for dataset nqm, not '{workload['dataset']['name']}'")
             continue
         spec = workload["nqm"]
-        initial_loss = quadratic_from_config(spec).initial_loss
-        if spec["target_loss"] >= initial_loss:
-            raise ConfigError(f"config key {key}.nqm.target_loss: {spec['target_loss']} is not below the initial loss {initial_loss:.4g}")
         # The analysis compares the cross-entropy columns; the NQM writes its expected loss there.
         target = {"metric": "cross_entropy", "value": float(spec["target_loss"]), "direction": "minimize"}
         if workload.setdefault("target", target) != target:
@@ -101,18 +109,12 @@ def _derive_nqm_workloads(config: dict) -> None:
 
 def _check_consistency(config: dict) -> None:
     """Rules the schema cannot say: cross references between keys."""
-    from batch_science.models import MODELS  # local: models import TensorFlow lazily
-
     spaces = config["search_spaces"]
     for name, workload in config["workloads"].items():
         key = f"workloads.{name}"
         for optimizer in workload["optimizers"]:
             if optimizer not in spaces:
                 raise ConfigError(f"config key {key}.optimizers: no search_spaces.{optimizer} for optimizer '{optimizer}'")
-        if workload["model"]["name"] not in MODELS and workload["dataset"]["name"] != "nqm":
-            raise ConfigError(
-                f"config key {key}.model.name: unknown model '{workload['model']['name']}' (known: {', '.join(sorted(MODELS))})"
-            )
         if workload["dataset"].get("train_examples") and workload["dataset"].get("train_fraction"):
             raise ConfigError(f"config key {key}.dataset.train_fraction: give train_examples or train_fraction, not both")
         for steps_key in ("step_budget", "eval_every"):
@@ -147,7 +149,8 @@ def _check_consistency(config: dict) -> None:
                 raise ConfigError(f"config key {key}.{param}: reverse_log scale needs max < 1, got {spec['max']}")
 
 
-def load_config(path: str | Path, overrides: dict | None = None) -> dict:
+def read_config(path: str | Path, overrides: dict | None = None) -> dict:
+    """A config file as a dict (not yet validated), with `overrides` set over its top-level keys."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path}: not found")
@@ -157,7 +160,7 @@ def load_config(path: str | Path, overrides: dict | None = None) -> dict:
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path}: not valid YAML ({' '.join(str(error).split())})") from None
     config.update(overrides or {})
-    return validate_config(config)
+    return config
 
 
 # Settings of how a run is carried out, not of what it computes: they leave the hash alone.
@@ -186,7 +189,7 @@ def data_parallel_for(config: dict, study: Study) -> dict | None:
     spec = config["data_parallel"]
     if spec["min_batch_size"] is None or study.batch_size < spec["min_batch_size"]:
         return None
-    if config["workloads"][study.workload]["dataset"]["name"] == "nqm":  # computed exactly, no devices
+    if is_nqm(config["workloads"][study.workload]):  # computed exactly, no devices
         return None
     return spec
 
@@ -200,10 +203,27 @@ def studies(config: dict) -> list[Study]:
     ]
 
 
+def merged(study_wide, own):
+    """A study-wide setting with a workload's own value over it: key by key for a block, else whole."""
+    if isinstance(study_wide, dict):
+        return {**study_wide, **(own or {})}
+    return study_wide if own is None else own
+
+
+def workload_setting(config: dict, workload: str, key: str):
+    """The top-level setting `key` as it applies to a workload (trials, trials_per_job, noise_scale):
+    the workload's own `key` merged over the study's."""
+    return merged(config[key], config["workloads"][workload].get(key))
+
+
+def search_space(config: dict, workload: str, optimizer: str) -> dict:
+    """The optimizer's search space with the workload's `search_space` extras merged over it."""
+    return merged(config["search_spaces"][optimizer], config["workloads"][workload].get("search_space"))
+
+
 def trial_counts(config: dict, workload: str) -> tuple[int, int]:
-    """Trials per study and per tune job of a workload: its own `trials`/`trials_per_job`, else the study's."""
-    own = config["workloads"][workload]
-    return own.get("trials", config["trials"]), own.get("trials_per_job", config["trials_per_job"])
+    """Trials per study and per tune job of a workload."""
+    return workload_setting(config, workload, "trials"), workload_setting(config, workload, "trials_per_job")
 
 
 def shard_count(config: dict, workload: str) -> int:

@@ -1,4 +1,4 @@
-from batch_science.aggregate import aggregate_study
+from batch_science.analysis.aggregate import aggregate_study
 from batch_science.joblog import log_to
 
 log_to(snakemake.log[0])

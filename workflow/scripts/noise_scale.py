@@ -1,8 +1,7 @@
-from batch_science.config import validate_config
 from batch_science.io import write_csv
 from batch_science.joblog import log_to
-from batch_science.noise_scale import measure
+from batch_science.training.noise_scale import measure
 
 log_to(snakemake.log[0])
-curve = measure(validate_config(snakemake.config), snakemake.wildcards.workload, threads=snakemake.threads)
+curve = measure(snakemake.config, snakemake.wildcards.workload, threads=snakemake.threads)
 write_csv(curve, snakemake.output[0])

@@ -16,16 +16,23 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from batch_science.analysis.fit import FIT_KEYS, piecewise_curve, scaling_curve  # noqa: E402
+from batch_science.trials import INFEASIBLE, NOT_REACHED, REACHED  # noqa: E402
 
-OPTIMIZER_COLORS = {"sgd": "#1f77b4", "momentum": "#d62728", "nesterov": "#2ca02c"}
-OPTIMIZER_LABELS = {"sgd": "SGD", "momentum": "Momentum", "nesterov": "Nesterov momentum"}
-OPTIMIZER_MARKERS = {"sgd": "o", "momentum": "s", "nesterov": "^"}
+# How each optimizer of trials.OPTIMIZERS is drawn: (label, colour, marker).
+OPTIMIZER_STYLE = {
+    "sgd": ("SGD", "#1f77b4", "o"),
+    "momentum": ("Momentum", "#d62728", "s"),
+    "nesterov": ("Nesterov momentum", "#2ca02c", "^"),
+}
+OPTIMIZER_LABELS = {name: label for name, (label, _, _) in OPTIMIZER_STYLE.items()}
+OPTIMIZER_COLORS = {name: color for name, (_, color, _) in OPTIMIZER_STYLE.items()}
+OPTIMIZER_MARKERS = {name: marker for name, (_, _, marker) in OPTIMIZER_STYLE.items()}
 # The paper's headline curves use Nesterov momentum; a workload without it shows its first optimizer.
 REFERENCE_OPTIMIZERS = ("nesterov", "momentum", "sgd")
 STATUS_STYLE = {
-    "reached": dict(marker="o", label="goal reached"),
-    "not_reached": dict(marker="x", color="0.55", label="goal not reached"),
-    "infeasible": dict(marker="^", color="black", label="infeasible", facecolors="none"),
+    REACHED: dict(marker="o", label="goal reached"),
+    NOT_REACHED: dict(marker="x", color="0.55", label="goal not reached"),
+    INFEASIBLE: dict(marker="^", color="black", label="infeasible", facecolors="none"),
 }
 
 
@@ -78,7 +85,7 @@ def _empty(path, message: str) -> None:
     save(figure, path)
 
 
-def _measured(steps: pd.DataFrame, workload: str, optimizer: str, column: str = "steps_to_result") -> pd.DataFrame:
+def _study_rows(steps: pd.DataFrame, workload: str, optimizer: str, column: str = "steps_to_result") -> pd.DataFrame:
     rows = steps[(steps["workload"] == workload) & (steps["optimizer"] == optimizer)]
     return rows.dropna(subset=[column]).sort_values("batch_size")
 
@@ -111,7 +118,7 @@ def steps_to_result_figure(steps: pd.DataFrame, fits: pd.DataFrame, bootstrap: p
     keys = sorted(steps[FIT_KEYS].drop_duplicates().itertuples(index=False, name=None))
     figure, axes = _panels(len(keys))
     for ax, (workload, optimizer) in zip(axes, keys):
-        rows = _measured(steps, workload, optimizer)
+        rows = _study_rows(steps, workload, optimizer)
         ax.set_title(f"{workload}, {optimizer_label(optimizer)}", fontsize=10)
         _log2_axes(ax)
         ax.set_ylabel("steps to result")
@@ -154,7 +161,7 @@ def normalized_steps_figure(steps: pd.DataFrame, path):
     references = set()
     for workload in sorted(steps["workload"].unique()):
         optimizer = reference_optimizer(steps.loc[steps["workload"] == workload, "optimizer"].unique())
-        rows = _measured(steps, workload, optimizer)
+        rows = _study_rows(steps, workload, optimizer)
         if rows.empty:
             continue
         b, s = rows["batch_size"].to_numpy(float), rows["steps_to_result"].to_numpy(float)
@@ -177,7 +184,7 @@ def optimizer_comparison_figure(steps: pd.DataFrame, fits: pd.DataFrame, path):
     figure, axes = _panels(len(workloads))
     for ax, workload in zip(axes, workloads):
         for optimizer in sorted(steps.loc[steps["workload"] == workload, "optimizer"].unique()):
-            rows = _measured(steps, workload, optimizer)
+            rows = _study_rows(steps, workload, optimizer)
             if rows.empty:
                 continue
             color = OPTIMIZER_COLORS.get(optimizer, "black")
@@ -207,7 +214,7 @@ def variants_figure(steps: pd.DataFrame, groups: dict[str, list[str]], labels: d
         curves = {}
         for workload in workloads:
             optimizer = reference_optimizer(steps.loc[steps["workload"] == workload, "optimizer"].unique()) if (steps["workload"] == workload).any() else None
-            rows = _measured(steps, workload, optimizer) if optimizer else pd.DataFrame()
+            rows = _study_rows(steps, workload, optimizer) if optimizer else pd.DataFrame()
             if len(rows):
                 curves[workload] = (optimizer, rows.set_index("batch_size")["steps_to_result"])
         common = sorted(set.intersection(*(set(c.index) for _, c in curves.values()))) if curves else []
@@ -239,7 +246,7 @@ def learning_rate_figure(steps: pd.DataFrame, path):
         for row, quantity in enumerate(quantities):
             ax = axes[row][column]
             for optimizer in sorted(steps.loc[steps["workload"] == workload, "optimizer"].unique()):
-                rows = _measured(steps, workload, optimizer, quantity)
+                rows = _study_rows(steps, workload, optimizer, quantity)
                 if quantity == "momentum":
                     rows = rows[rows["momentum"] > 0]
                 if rows.empty:
@@ -271,7 +278,7 @@ def metaparameter_figure(trials: pd.DataFrame, steps: pd.DataFrame, workload: st
         _empty(path, f"No trials of {workload}, {optimizer}.")
         return
     figure, axes = _panels(len(batch_sizes), width=3.4, height=3.0, columns=4)
-    reached = trials[trials["status"] == "reached"]["steps_to_result"]
+    reached = trials[trials["status"] == REACHED]["steps_to_result"]
     norm = matplotlib.colors.LogNorm(vmin=max(reached.min(), 1), vmax=max(reached.max(), 2)) if len(reached) else None
     lr = trials["learning_rate"]
     one_minus = (1 - trials["momentum"]).clip(lower=1e-6)
@@ -288,10 +295,10 @@ def metaparameter_figure(trials: pd.DataFrame, steps: pd.DataFrame, workload: st
             if points.empty:
                 continue
             kwargs = dict(style)
-            if status == "reached":
+            if status == REACHED:
                 kwargs.update(c=points["steps_to_result"], cmap="viridis", norm=norm)
             artist = ax.scatter(points["learning_rate"], 1 - points["momentum"], s=22, **kwargs)
-            mappable = artist if status == "reached" else mappable
+            mappable = artist if status == REACHED else mappable
         best = steps[(steps["workload"] == workload) & (steps["optimizer"] == optimizer) & (steps["batch_size"] == batch_size)]
         if len(best) and best["best_trial"].iloc[0] >= 0:
             ax.scatter(best["learning_rate"], 1 - best["momentum"], marker="*", s=180, color="gold", edgecolors="black", zorder=5)
@@ -322,7 +329,7 @@ def solution_quality_figure(steps: pd.DataFrame, path, stopped_at_target: bool):
     for ax, workload in zip(axes, workloads):
         rows_w = steps[steps["workload"] == workload]
         for optimizer in sorted(rows_w["optimizer"].unique()):
-            rows = _measured(steps, workload, optimizer, "best_val_metric")
+            rows = _study_rows(steps, workload, optimizer, "best_val_metric")
             if len(rows):
                 ax.plot(rows["batch_size"], rows["best_val_metric"], OPTIMIZER_MARKERS.get(optimizer, "o") + "-",
                         color=OPTIMIZER_COLORS.get(optimizer, "black"), label=optimizer_label(optimizer))
@@ -365,4 +372,48 @@ def tuning_budget_figure(table: pd.DataFrame, path):
             ax.legend(fontsize=7, title="trials per study", title_fontsize=6)
     confidence = table["confidence"].iloc[0]
     figure.suptitle(f"Robustness to the tuning budget: median and {confidence:.0%} range over random subsets", fontsize=10)
+    save(figure, path)
+
+
+def noise_scale_figure(curves: pd.DataFrame, comparison: pd.DataFrame, path) -> None:
+    """Top: B_simple vs training progress per workload, fitted B_crit bands per optimizer.
+    Bottom: predicted B_simple vs fitted B_crit, with the B_crit intervals."""
+    workloads = sorted(curves["workload"].unique())
+    figure, axes = plt.subplots(2, max(len(workloads), 1), figsize=(5 * max(len(workloads), 1), 8), squeeze=False)
+    for column, workload in enumerate(workloads):
+        ax = axes[0][column]
+        curve = curves[curves["workload"] == workload]
+        ax.plot(curve["progress"], curve["b_simple"], "k-", label="B_simple (EMA)")
+        for _, row in comparison[comparison["workload"] == workload].iterrows():
+            color = OPTIMIZER_COLORS.get(row["optimizer"])
+            ax.axhline(row["b_crit"], color=color, ls="--", lw=1, label=f"fitted B_crit, {optimizer_label(row['optimizer'])}")
+            ax.axhspan(row["b_crit_lo"], row["b_crit_hi"], color=color, alpha=0.12, lw=0)
+            if row.get("b_simple_reached_target"):
+                ax.axvline(row["b_simple_step"] / curve["step"].max(), color="0.5", ls=":", lw=1)
+        ax.set_yscale("log", base=2)
+        ax.set_xlabel("fraction of the noise-scale run (dotted: target met)")
+        ax.set_ylabel("batch size")
+        ax.set_title(workload)
+        ax.legend(fontsize=7)
+    for column in range(len(workloads), axes.shape[1]):
+        axes[0][column].set_visible(False)
+    ax = axes[1][0]
+    markers = dict(zip(workloads, "osD^vP*X"))  # colour: optimizer, marker: workload
+    for _, row in comparison.iterrows():
+        color = OPTIMIZER_COLORS.get(row["optimizer"])
+        error = [[max(row["b_crit"] - row["b_crit_lo"], 0)], [max(row["b_crit_hi"] - row["b_crit"], 0)]]
+        ax.errorbar(row["b_simple"], row["b_crit"], yerr=error, fmt=markers.get(row["workload"], "o"), color=color, capsize=3,
+                    label=f"{row['workload']}, {optimizer_label(row['optimizer'])}")
+    values = comparison[["b_simple", "b_crit"]].to_numpy(float)
+    values = values[np.isfinite(values) & (values > 0)]
+    if len(values):
+        grid = np.array([values.min() / 2, values.max() * 2])
+        ax.plot(grid, grid, "k:", lw=1, label="B_crit = B_simple")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("predicted B_simple (at the target)")
+    ax.set_ylabel("fitted B_crit (bars: bootstrap interval)")
+    ax.legend(fontsize=7)
+    for column in range(1, axes.shape[1]):
+        axes[1][column].set_visible(False)
     save(figure, path)

@@ -47,7 +47,7 @@ def scaling_curve(batch_size, s_min: float, b_crit: float):
 
 def fit_scaling(batch_sizes, steps) -> tuple[float, float]:
     """Least squares in log steps (every batch size weighs the same); returns (S_min, B_crit)."""
-    b, s = _measured(batch_sizes, steps)
+    b, s = _reached_points(batch_sizes, steps)
     if len(b) < 2:
         return math.nan, math.nan
     log_s = np.log(s)
@@ -62,7 +62,8 @@ def fit_scaling(batch_sizes, steps) -> tuple[float, float]:
     return float(np.exp(result.x[0])), float(np.exp(result.x[1]))
 
 
-def _measured(batch_sizes, steps) -> tuple[np.ndarray, np.ndarray]:
+def _reached_points(batch_sizes, steps) -> tuple[np.ndarray, np.ndarray]:
+    """The batch sizes whose study reached the goal, with their steps (finite and positive)."""
     b = np.asarray(batch_sizes, dtype=float)
     s = np.asarray(steps, dtype=float)
     keep = np.isfinite(s) & (s > 0)
@@ -87,7 +88,7 @@ def fit_piecewise(batch_sizes, steps) -> tuple[float, float, float, float]:
     pairs perfect scaling lasts longest (up to the largest measured batch size) and the plateau
     starts earliest, so an unreached boundary sits at the data's edge.
     """
-    b, s = _measured(batch_sizes, steps)
+    b, s = _reached_points(batch_sizes, steps)
     if len(np.unique(b)) < 3:
         return (math.nan,) * 4
     x, y = np.log2(b), np.log2(s)
@@ -145,7 +146,7 @@ def _log2_slope(batch_sizes, steps, doublings: int = 3) -> float:
 def fit_parameters(best: pd.DataFrame, tolerance: float) -> dict[str, float]:
     """Both fits of one (workload, optimizer) from its best trials: every name in PARAMETERS."""
     s_min, b_crit = fit_scaling(best["batch_size"], best["steps_to_result"])
-    b, s = _measured(best["batch_size"], best["steps_to_result"])
+    b, s = _reached_points(best["batch_size"], best["steps_to_result"])
     piecewise = fit_piecewise(b, s)
     boundaries = (math.nan, math.nan)
     if np.isfinite(piecewise).all():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from batch_science.analysis.variants import model_description, training_examples, variant_groups
 from batch_science.config import shard_count, studies
+from batch_science.tables import tune_benchmark
 
 
 def figure_files(config: dict, results: str) -> list[str]:
@@ -23,9 +24,7 @@ REPORT_PAGES = ["summary", "steps_to_result", "best_metaparameters", "fits", "tu
 
 def tune_benchmarks(config: dict) -> list[str]:
     """Expected benchmark files of the tune jobs (as rules/tune.smk names them); missing ones are reported as such."""
-    return [
-        f"benchmarks/tune/{config['study']}/{s.path}/shard{shard}.tsv" for s in studies(config) for shard in range(shard_count(config, s.workload))
-    ]
+    return [tune_benchmark(config["study"], s, shard) for s in studies(config) for shard in range(shard_count(config, s.workload))]
 
 
 def variant_labels(config: dict, kind: str) -> dict[str, str]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from batch_science.analysis.steps import STUDY_KEYS, best_trials
+from batch_science.analysis.steps import best_trials
+from batch_science.tables import STUDY_KEYS
 
 
 def tuning_budgets(n_trials: int) -> list[int]:

@@ -6,20 +6,15 @@ import math
 import numpy as np
 import pandas as pd
 
-STUDY_KEYS = ["workload", "optimizer", "batch_size"]
-METRIC_COLUMNS = {"error": "val_error", "cross_entropy": "val_cross_entropy"}
-
-
-def meets_target(values, target_value: float, direction: str = "minimize"):
-    """Strictly better than the goal, as the paper's analysis code compares."""
-    values = np.asarray(values, dtype=float)
-    return values < target_value if direction == "minimize" else values > target_value
+from batch_science.tables import STEPS_TO_RESULT_COLUMNS, STUDY_KEYS
+from batch_science.trials import DIRECTIONS, INFEASIBLE, Target
 
 
 def trial_steps_to_result(curve: pd.DataFrame, metric: str, target_value: float, direction: str = "minimize") -> float:
     """First evaluated step at which a trial's validation metric meets the target (NaN if never)."""
+    target = Target(metric, target_value, direction)
     curve = curve.sort_values("step")
-    hits = curve["step"].to_numpy()[meets_target(curve[METRIC_COLUMNS[metric]], target_value, direction)]
+    hits = curve["step"].to_numpy()[target.met(curve[target.column].to_numpy(float))]
     return float(hits[0]) if len(hits) else math.nan
 
 
@@ -29,9 +24,10 @@ def trial_steps_interpolated(curve: pd.DataFrame, metric: str, target_value: flo
     The first-evaluation value overestimates by less than one evaluation interval; this one
     estimates the crossing inside that interval.
     """
+    target = Target(metric, target_value, direction)
     curve = curve.sort_values("step")
-    steps, values = curve["step"].to_numpy(float), curve[METRIC_COLUMNS[metric]].to_numpy(float)
-    hit = np.flatnonzero(meets_target(values, target_value, direction))
+    steps, values = curve["step"].to_numpy(float), curve[target.column].to_numpy(float)
+    hit = np.flatnonzero(target.met(values))
     if not len(hit):
         return math.nan
     i = hit[0]
@@ -41,11 +37,6 @@ def trial_steps_interpolated(curve: pd.DataFrame, metric: str, target_value: flo
     return float(steps[i - 1] + np.clip(fraction, 0, 1) * (steps[i] - steps[i - 1]))
 
 
-BEST_TRIAL_COLUMNS = [
-    *STUDY_KEYS, "steps_to_result", "best_trial", "learning_rate", "momentum", "effective_learning_rate",
-    "decay_steps", "end_factor", "label_smoothing", "n_trials", "n_infeasible", "n_reached",
-    "best_val_metric", "step_budget", "target_metric", "target_value", "target_direction",
-]
 
 
 def best_trials(trials: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -57,12 +48,12 @@ def best_trials(trials: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     so many resamples of the trials are scored in one call.
     """
     keys = [*by, *STUDY_KEYS]
-    infeasible = trials["status"] == "infeasible"
+    infeasible = trials["status"] == INFEASIBLE
     steps = trials["steps_to_result"].to_numpy(float)
     reached = ~infeasible & np.isfinite(steps)
-    minimize = trials["target_direction"] == "minimize"
+    sign = trials["target_direction"].map(DIRECTIONS).to_numpy(float)
     # Best metric of feasible trials, signed so that "best" is always the minimum.
-    signed_metric = trials["best_val_metric"].where(~infeasible) * np.where(minimize, 1.0, -1.0)
+    signed_metric = trials["best_val_metric"].where(~infeasible) * sign
     counts = (
         trials.assign(_infeasible=infeasible, _reached=reached, _signed_metric=signed_metric)
         .groupby(keys, sort=True)
@@ -78,7 +69,7 @@ def best_trials(trials: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
         )
         .reset_index()
     )
-    counts["best_val_metric"] = counts["_signed_metric"] * np.where(counts["target_direction"] == "minimize", 1.0, -1.0)
+    counts["best_val_metric"] = counts["_signed_metric"] * counts["target_direction"].map(DIRECTIONS).to_numpy(float)
     winners = (
         trials[reached]
         .sort_values([*keys, "steps_to_result", "trial_id"])
@@ -91,7 +82,7 @@ def best_trials(trials: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     best["best_trial"] = best["best_trial"].fillna(-1).astype(int)
     best["steps_to_result"] = best["steps_to_result"].astype(float)
     best = best.astype({"n_trials": int, "n_infeasible": int, "n_reached": int, "step_budget": int, "target_value": float})
-    return best.reindex(columns=[*by, *BEST_TRIAL_COLUMNS])
+    return best.reindex(columns=[*by, *STEPS_TO_RESULT_COLUMNS])
 
 
 def with_interpolated_steps(best: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:

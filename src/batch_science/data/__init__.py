@@ -1,0 +1,1 @@
+"""Datasets: tfds access, in-memory arrays, the paper's preprocessing, streaming; `load` picks the path."""

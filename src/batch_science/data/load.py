@@ -1,0 +1,45 @@
+"""A workload's dataset, by its config block: held in memory as Arrays, or streamed from disk.
+
+The one entry point the trainers use; it only decides which path applies:
+- too large for memory (data/streamed.py `should_stream`): StreamedData, read batch by batch;
+- images and text (data/preprocess.py): the paper's preprocessing;
+- anything else: the stored tensors as they are (`raw_arrays`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from batch_science.data import preprocess, streamed
+from batch_science.data.arrays import Arrays, train_subset_size
+from batch_science.data.tfds_access import builder, num_classes, prepare, split_arrays
+
+__all__ = ["load", "prepare"]
+
+
+def load(spec: dict, data_dir: str) -> Arrays | streamed.StreamedData:
+    """Arrays of a workload's `dataset` config block (name, splits, optional training subset),
+    or, for a dataset too large for memory, its StreamedData."""
+    dataset_builder = builder(spec["name"], data_dir)
+    if not dataset_builder.is_prepared():
+        raise FileNotFoundError(f"dataset '{spec['name']}' is not prepared in {data_dir} (run the prepare_data rule)")
+    if streamed.should_stream(spec, dataset_builder):
+        return streamed.StreamedData.load(spec, dataset_builder, data_dir)
+    if preprocess.applies(spec, dataset_builder):
+        return preprocess.load_arrays(dataset_builder, spec, data_dir)
+    return raw_arrays(dataset_builder, spec)
+
+
+def raw_arrays(dataset_builder, spec: dict) -> Arrays:
+    """The stored tensors as they are: the training subset first, then the `classes` subset."""
+    splits = [spec.get("train_split", "train"), spec.get("validation_split", "validation")]
+    (x_train, y_train), (x_validation, y_validation) = (split_arrays(dataset_builder, split) for split in splits)
+    keep = train_subset_size(spec, len(x_train))
+    x_train, y_train = x_train[:keep], y_train[:keep]
+    classes = num_classes(dataset_builder)
+    if spec.get("classes"):
+        train_kept, validation_kept = y_train < spec["classes"], y_validation < spec["classes"]
+        x_train, y_train = x_train[train_kept], y_train[train_kept]
+        x_validation, y_validation = x_validation[validation_kept], y_validation[validation_kept]
+        classes = min(classes, spec["classes"])
+    return Arrays(x_train, y_train.astype(np.int32), x_validation, y_validation.astype(np.int32), classes)

@@ -1,1 +1,0 @@
-"""Datasets through tensorflow-datasets; built-in builders register on import."""

@@ -1,0 +1,1 @@
+"""Training: the compiled multi-trial engine and every other trainer of the trial contract."""

@@ -1,0 +1,369 @@
+"""The multi-trial training engine: many trials of one study trained together in compiled graphs.
+
+Each trial has its own weights (a leading trial axis on every tensor), learning rate, momentum,
+schedule, label smoothing, divergence limit and batch stream. A graph holds a fixed number of
+trial slots; one compiled call trains every slot for an evaluation interval and then evaluates
+all of them on the validation set kept on the device, repeating for as many intervals as make the
+call worth its dispatch (CALL_FLOPS; one interval at small batch, several at large batch, where
+evaluation comes every few steps). The call itself stops a slot whose trial diverged, met the
+goal or spent its budget. Python runs once per call: to record curves, confirm which trials have
+finished and put the next pending trial into a freed slot (each slot keeps its own step counter,
+so slots need not be in step). Refilling keeps the graph's shape, so it is never recompiled while
+trials are pending; only in the tail, when the slots empty, is the graph shrunk (to a power of
+two) if the work it saves is worth a compilation.
+
+A trial's batches and initial weights depend only on its own seed, and no computation mixes
+trials, so its results do not depend on which trials share its graph: exactly so in float64; in
+float32 XLA may round a trial's sums differently for other graph shapes, which over thousands of
+steps can move a result by an evaluation interval.
+
+A model whose `max_trials_per_graph` is 1 (one that cannot carry a trial axis) gets one slot: each
+trial is still one compiled loop, with no Python per step, and the graph is reused trial after trial.
+
+A dataset too large for the device is streamed (training/streaming_engine.py): the same compiled
+training steps take their batches, read on the host at the same indices (`host_batch_indices`),
+a chunk of steps at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from batch_science.training.device import core_cache_bytes
+from batch_science.training.optimizers import check_optimizer, learning_rate_at, update
+from batch_science.training.runner import MAX_INTERVALS_PER_CALL, Progress, SlotRunner
+from batch_science.trials import Target, TrialOutcome, TrialState, strictly_better
+
+# Training FLOPs per compiled step worth batching trials up to: beyond it one step's matrix
+# multiplies are large enough to run near the machine's peak, so more trials per graph only add
+# memory. Measured on the MNIST-1D MLP: 64 trials at batch 16 (~9e7) still gain over 32.
+AUTO_GROUP_FLOPS = 2**27
+MAX_GROUP = 64
+# Weights, velocities and per-step activations of one graph stay within this many bytes. On a
+# CPU they also stay within one core's L2 cache: every training step streams through all slots'
+# weights, velocities and gradients several times, and once they spill to L3 each step waits on
+# memory. Measured on the MNIST-1D MLP at batch 16 on one core with 2 MiB of L2 (~220 KiB per
+# slot): 4 or 8 slots 29k trial-steps/s, 16 slots 24k, 64 slots 21k.
+AUTO_GROUP_BYTES = 2**30
+HASH_MULTIPLIERS = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D)
+HASH_ROUNDS = ((16, 0x7FEB352D), (15, 0x846CA68B))  # (shift, multiplier) of the hash's mixing rounds
+# Training examples whose batch-norm statistics normalise every evaluation (precise BN, models/paper.py):
+# this many, evenly spaced through the training set, the same for every trial and evaluation.
+BATCH_NORM_EXAMPLES = 1024
+
+
+def auto_group_size(
+    flops_per_example: int, batch_size: int, n_trials: int, bytes_per_trial: int = 0,
+    max_trials_per_graph: int | None = None, cache_bytes: int | None = None,
+) -> int:
+    """Trials per graph: enough to amortise per-step overhead, no more than one graph's worth of
+    work, memory, and on a CPU cache.
+
+    `flops_per_example` is the forward pass; `bytes_per_trial` what one slot holds (weights,
+    velocity, gradients, activations of a batch); `max_trials_per_graph` the model's own limit;
+    `cache_bytes` the cache of the core that runs the graph (None on an accelerator).
+    """
+    group = AUTO_GROUP_FLOPS // max(1, 3 * flops_per_example * batch_size)
+    if bytes_per_trial:
+        group = min(group, AUTO_GROUP_BYTES // bytes_per_trial)
+        if cache_bytes:
+            group = min(group, cache_bytes // bytes_per_trial)
+    group = 2 ** int(math.log2(group)) if group >= 1 else 1
+    return int(max(1, min(group, MAX_GROUP, max_trials_per_graph or MAX_GROUP, n_trials)))
+
+
+def batch_indices(tf, seeds, steps, batch_size: int, n_examples: int):
+    """Per-trial minibatch indices from a counter-based hash of (trial seed, step, slot).
+
+    Sampling is with replacement, i.i.d. per step; it needs no state, so a trial's batches are
+    the same whichever trials share its graph, whichever slot it is in and wherever it resumes.
+    uint32 arithmetic wraps exactly as the hash wants (no masking) and is half the work of int64.
+    """
+    bits = tf.bitwise
+    seed_mult, step_mult, slot_mult = HASH_MULTIPLIERS
+    slot_term = tf.constant((np.arange(batch_size, dtype=np.uint64) * slot_mult).astype(np.uint32))  # wraps mod 2**32
+    x = tf.cast(seeds, tf.uint32)[:, None] * tf.constant(seed_mult, tf.uint32)
+    x = x + tf.cast(steps, tf.uint32)[:, None] * tf.constant(step_mult, tf.uint32) + slot_term[None, :]
+    for shift, multiplier in HASH_ROUNDS:
+        x = bits.bitwise_xor(x, bits.right_shift(x, tf.constant(shift, tf.uint32))) * tf.constant(multiplier, tf.uint32)
+    x = bits.bitwise_xor(x, bits.right_shift(x, tf.constant(16, tf.uint32)))
+    return tf.cast(x % tf.constant(n_examples, tf.uint32), tf.int32)
+
+
+def host_batch_indices(seeds, steps, batch_size: int, n_examples: int) -> np.ndarray:
+    """`batch_indices` in numpy, for reading a streamed dataset's batches on the host: [len(seeds), batch_size]."""
+    seed_mult, step_mult, slot_mult = (np.uint32(m) for m in HASH_MULTIPLIERS)
+    with np.errstate(over="ignore"):  # uint32 wraps, as in the TensorFlow version
+        x = np.asarray(seeds).astype(np.uint32)[:, None] * seed_mult + np.asarray(steps).astype(np.uint32)[:, None] * step_mult
+        x = x + np.arange(batch_size, dtype=np.uint32)[None, :] * slot_mult
+        for shift, multiplier in HASH_ROUNDS:
+            x = (x ^ (x >> np.uint32(shift))) * np.uint32(multiplier)
+    x = x ^ (x >> np.uint32(16))
+    return (x.astype(np.int64) % n_examples).astype(np.int32)
+
+
+# Validation chunks evaluated one after another in the compiled graph; more run in a graph loop.
+UNROLLED_EVAL_CHUNKS = 8
+
+
+def batch_norm_sample(n_train: int) -> np.ndarray:
+    """Positions of the training examples whose batch-norm statistics normalise every evaluation."""
+    return np.arange(0, n_train, max(1, n_train // BATCH_NORM_EXAMPLES))[:BATCH_NORM_EXAMPLES]
+
+
+def per_trial(tf, values, like):
+    """Broadcast a [trials] vector against a [trials, ...] tensor."""
+    return tf.reshape(values, [-1] + [1] * (len(like.shape) - 1))
+
+
+class Engine:
+    """Compiled train/evaluate functions for one (model, data, optimizer, batch size)."""
+
+    def __init__(self, model, arrays, optimizer: str, batch_size: int, precision: str = "float32", eval_batch_size: int = 8192):
+        import tensorflow as tf
+
+        self.tf, self.model, self.optimizer, self.batch_size = tf, model, check_optimizer(optimizer), batch_size
+        self.dtype = tf.float64 if precision == "float64" else tf.float32
+        self.num_classes = arrays.num_classes
+        self.hold_data(arrays)
+        self.eval_batch_size = eval_batch_size
+        self.augment = arrays.augment
+        self.intervals = self.compiled(self.intervals_graph)
+        self.evaluate = self.compiled(self.evaluate_graph)
+        self.max_trials_per_graph = getattr(model, "max_trials_per_graph", None)
+        # Filled by run(): where the wall time went, for the benchmark and the job log.
+        self.stats = {"calls": 0, "first_call_s": 0.0, "call_s": 0.0, "host_s": 0.0, "graph_sizes": [], "trial_steps": 0, "slot_steps": 0}
+        self.compiled_sizes: set[int] = set()  # graph sizes already compiled: reused across runs
+
+    def compiled(self, function):
+        """`function` (one of the `*_graph` methods, which build ops) as one XLA-compiled graph. Without autograph: the graphs loop with explicit
+        tf.while_loop and branch only on Python values, and autograph's conversion of every
+        function they call cost ~2.5 s of each job's start-up."""
+        return self.tf.function(function, jit_compile=True, autograph=False)
+
+    def hold_data(self, arrays) -> None:
+        """Keep the training and validation sets on the device (StreamingEngine reads them from disk instead)."""
+        tf = self.tf
+        self.input_shape = arrays.x_train.shape[1:]
+        self.x_train = tf.constant(arrays.x_train, self.dtype)
+        self.y_train = tf.constant(arrays.y_train, tf.int32)
+        self.x_validation = tf.constant(arrays.x_validation, self.dtype)
+        self.y_validation = tf.constant(arrays.y_validation, tf.int32)
+
+    # -- compiled pieces -------------------------------------------------------------------
+    def loss(self, logits, labels, label_smoothing):
+        """Label-smoothed cross-entropy per trial: the mean over examples and, for language models
+        (labels [trials, batch, length]), over every token."""
+        tf = self.tf
+        log_probs = tf.nn.log_softmax(logits)
+        true_class = -tf.reduce_sum(tf.one_hot(labels, self.num_classes, dtype=logits.dtype) * log_probs, axis=-1)
+        uniform = -tf.reduce_mean(log_probs, axis=-1)
+        smoothing = per_trial(tf, label_smoothing, true_class)
+        return tf.reduce_mean((1 - smoothing) * true_class + smoothing * uniform, axis=list(range(1, len(true_class.shape))))  # [trials]
+
+    def intervals_graph(self, weights, velocity, alive, loss_limit, hyper, steps, fresh, done, stop, n_intervals):
+        """Up to `n_intervals` evaluation intervals of every slot, each closed by its validation metrics.
+
+        Slot r trains min(eval_every, budget - step) steps per interval from steps[r], then every
+        slot is evaluated. A slot is `done` once it diverged, met the target (when `stop` holds) or
+        spent its budget, decided here exactly as the host's bookkeeping decides it (metric and
+        goal compared in float64); from then on it neither trains nor records, and the call ends
+        early once every slot is done. Slots flagged `fresh` hold a trial that has not started:
+        their first interval trains no step, so its evaluation is their step-0 point, and it sets
+        their divergence limit. That costs a new trial one interval of its slot, instead of an extra
+        evaluation of every slot whenever one is refilled.
+
+        Returns the new state and, per interval k < n_intervals and slot, its training loss and
+        validation metrics, and the step of its evaluation (-1 where it recorded none) and whether
+        it is alive.
+        """
+        tf = self.tf
+        n_slots = steps.shape[0]
+        zeros = tf.zeros([n_slots], self.dtype)
+
+        def interval_fn(k, weights, velocity, alive, loss_limit, steps, fresh, done, records, record_steps):
+            n_steps = self.steps_this_interval_graph(hyper, steps, fresh, done)
+            weights, velocity, alive, loss_sum, loss_count = self.train_steps_graph(weights, velocity, alive, loss_limit, hyper, steps, n_steps, zeros, zeros)
+            steps = steps + n_steps
+            alive, loss_limit, done, metrics, steps_and_alive = self.close_interval_graph(
+                alive, loss_limit, hyper, steps, fresh, done, stop, loss_sum, loss_count, *self.evaluate_graph(weights)
+            )
+            records = tf.tensor_scatter_nd_update(records, [[k]], metrics[None])
+            record_steps = tf.tensor_scatter_nd_update(record_steps, [[k]], steps_and_alive[None])
+            return k + 1, weights, velocity, alive, loss_limit, steps, tf.zeros_like(fresh), done, records, record_steps
+
+        records = tf.zeros([MAX_INTERVALS_PER_CALL, 3, n_slots], self.dtype)
+        record_steps = tf.fill([MAX_INTERVALS_PER_CALL, 2, n_slots], -1)
+        _, weights, velocity, alive, loss_limit, steps, _, done, records, record_steps = tf.while_loop(
+            lambda k, *state: (k < n_intervals) & ~tf.reduce_all(state[6]),
+            interval_fn,
+            [tf.constant(0), weights, velocity, alive, loss_limit, steps, fresh, done, records, record_steps],
+        )
+        return weights, velocity, alive, loss_limit, records, record_steps
+
+    def steps_this_interval_graph(self, hyper, steps, fresh, done):
+        """Steps each slot trains in its next interval: none when done or fresh (step-0 evaluation)."""
+        tf = self.tf
+        return tf.where(done | fresh, 0, tf.minimum(hyper["eval_every"], hyper["budget"] - steps))
+
+    def train_steps_graph(self, weights, velocity, alive, loss_limit, hyper, steps, n_steps, loss_sum, loss_count, batches=None):
+        """Train slot r n_steps[r] steps from steps[r], adding its training losses to loss_sum and loss_count.
+
+        Each step's minibatch is gathered from the device-resident training set at `batch_indices`,
+        or, for a streamed dataset, taken from `batches` = (x [steps, slots, batch, ...], y [steps, slots, batch])
+        read on the host at the same indices.
+        """
+        tf = self.tf
+
+        def step_fn(i, weights, velocity, alive, loss_sum, loss_count):
+            step = steps + i
+            active = alive & (i < n_steps)
+            rate = learning_rate_at(tf.cast(step, self.dtype), hyper["learning_rate"], hyper["decay_steps"], hyper["end_factor"], tf)
+            if batches is None:
+                index = batch_indices(tf, hyper["seed"], step, self.batch_size, self.x_train.shape[0])
+                x, y = tf.gather(self.x_train, index), tf.gather(self.y_train, index)
+            else:
+                x, y = tf.cast(batches[0][i], self.dtype), batches[1][i]
+            if self.augment is not None:  # training batches only; stateless, keyed by trial seed and step
+                x = self.augment(x, hyper["seed"], step)
+            with tf.GradientTape() as tape:
+                tape.watch(weights)
+                loss = self.loss(self.model.apply(weights, x, shared=False), y, hyper["label_smoothing"])
+                total = tf.reduce_sum(tf.where(active, loss, tf.zeros_like(loss)))
+            grads = tape.gradient(total, weights)
+            alive = alive & tf.where(active, tf.math.is_finite(loss) & (loss < loss_limit), True)
+            keep = active & alive
+            # A slot that does not train this step keeps its state through its per-trial
+            # scalars, not a per-weight select: its gradient is zero (its loss is left out of
+            # `total`), a zero learning rate keeps its weights and a momentum of one its
+            # velocity. A diverged slot's weights may turn NaN; it is finished and never read.
+            rate = tf.where(keep, rate, tf.zeros_like(rate))
+            momentum = tf.where(keep, hyper["momentum"], tf.ones_like(rate))
+            updated = [
+                update(self.optimizer, w, v, g, per_trial(tf, rate, w), per_trial(tf, momentum, w))
+                for w, v, g in zip(weights, velocity, grads)
+            ]
+            new_weights, new_velocity = [w for w, _ in updated], [v for _, v in updated]
+            loss_sum = loss_sum + tf.where(keep, loss, tf.zeros_like(loss))
+            loss_count = loss_count + tf.cast(keep, self.dtype)
+            return i + 1, new_weights, new_velocity, alive, loss_sum, loss_count
+
+        _, weights, velocity, alive, loss_sum, loss_count = tf.while_loop(
+            lambda i, *_: i < tf.reduce_max(n_steps), step_fn, [tf.constant(0), weights, velocity, alive, loss_sum, loss_count]
+        )
+        return weights, velocity, alive, loss_sum, loss_count
+
+    def close_interval_graph(self, alive, loss_limit, hyper, steps, fresh, done, stop, loss_sum, loss_count, val_ce, val_error):
+        """After an interval's evaluation: divergence limits of fresh slots from their step-0 point,
+        which slots are now done, and the interval's record (mean training loss, validation metrics;
+        step or -1 where the slot recorded nothing, alive as 0/1)."""
+        tf = self.tf
+        fresh_limit = hyper["divergence_factor"] * tf.maximum(val_ce, tf.constant(math.log(self.num_classes), self.dtype))
+        loss_limit = tf.where(fresh, fresh_limit, loss_limit)
+        alive = alive & tf.where(fresh, tf.math.is_finite(val_ce), True)
+        recorded = ~done
+        metric = tf.cast(tf.where(hyper["metric_is_error"], val_error, val_ce), tf.float64)
+        met = strictly_better(metric, tf.cast(hyper["goal"], tf.float64), hyper["goal_sign"])
+        done = done | ~alive | ~tf.math.is_finite(val_ce) | (steps >= hyper["budget"]) | (stop & met)
+        metrics = tf.stack([loss_sum / tf.maximum(loss_count, 1.0), val_ce, val_error])
+        steps_and_alive = tf.stack([tf.where(recorded, steps, -1), tf.cast(alive, tf.int32)])
+        return alive, loss_limit, done, metrics, steps_and_alive
+
+    def evaluate_graph(self, weights):
+        """Validation cross-entropy and error of every trial, the validation set on the device.
+
+        Language models (labels [examples, length]) are scored per token: the mean cross-entropy
+        and the fraction of wrongly predicted next tokens; `eval_batch_size` then counts tokens.
+        Models with batch norm normalise with population statistics of fixed training examples
+        (precise BN), so the metrics do not depend on how the validation set is chunked.
+        """
+        tf = self.tf
+        statistics = None
+        if hasattr(self.model, "batch_norm_statistics"):
+            sample = tf.gather(self.x_train, batch_norm_sample(self.x_train.shape[0]))
+            statistics = self.model.batch_norm_statistics(weights, sample)
+        n = self.x_validation.shape[0]
+        tokens = int(np.prod(self.y_validation.shape[1:]))  # labels per example: 1, or the sequence length
+        chunk = max(1, self.eval_batch_size // tokens)
+        n_trials = weights[0].shape[0]
+        ce_sum = tf.zeros([n_trials], self.dtype)
+        wrong = tf.zeros([n_trials], self.dtype)
+        full_chunks = n // chunk
+        starts = range(0, n, chunk)
+        if full_chunks > UNROLLED_EVAL_CHUNKS:
+            # A large validation set (LM1B's) in a graph loop: unrolled, it would take very long to compile.
+            def chunk_of(data, i):  # a slice of static size, as the models need
+                return tf.slice(data, [i * chunk] + [0] * (len(data.shape) - 1), [chunk, *data.shape[1:]])
+
+            def add_chunk(i, ce_sum, wrong):
+                x, y = chunk_of(self.x_validation, i), chunk_of(self.y_validation, i)
+                return (i + 1, *self.add_evaluation_graph(weights, x, y, ce_sum, wrong, statistics))
+
+            _, ce_sum, wrong = tf.while_loop(lambda i, *_: i < full_chunks, add_chunk, [tf.constant(0), ce_sum, wrong])
+            starts = range(full_chunks * chunk, n, chunk)  # the last, partial chunk
+        for start in starts:
+            x = self.x_validation[start : start + chunk]
+            y = self.y_validation[start : start + chunk]
+            ce_sum, wrong = self.add_evaluation_graph(weights, x, y, ce_sum, wrong, statistics)
+        return ce_sum / (n * tokens), wrong / (n * tokens)
+
+    def add_evaluation_graph(self, weights, x, y, ce_sum, wrong, statistics=None):
+        """Add one validation batch's summed cross-entropy and error count (per token for language models) of every trial."""
+        tf = self.tf
+        x = tf.cast(x, self.dtype)
+        logits = self.model.apply(weights, x, shared=True) if statistics is None else self.model.apply(weights, x, shared=True, statistics=statistics)
+        labels = tf.broadcast_to(y[None], logits.shape[:-1])
+        per_trial = list(range(1, len(labels.shape)))
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+        ce_sum += tf.reduce_sum(ce, axis=per_trial)
+        wrong += tf.reduce_sum(tf.cast(tf.argmax(logits, -1, output_type=tf.int32) != labels, self.dtype), axis=per_trial)
+        return ce_sum, wrong
+
+    # -- driver ----------------------------------------------------------------------------
+    def training_flops_per_example(self) -> int:
+        """Forward and backward pass of one example: the backward pass costs about twice the forward one."""
+        return 3 * self.model.flops_per_example(self.input_shape, self.num_classes)
+
+    def group_size_for(self, n_trials: int) -> int:
+        """The automatic number of trial slots per graph for this engine's model and batch size."""
+        flops = self.model.flops_per_example(self.input_shape, self.num_classes)
+        n_params = sum(int(np.prod(w.shape)) for w in self.model.init(0, self.input_shape, self.num_classes))
+        itemsize = 8 if self.dtype == self.tf.float64 else 4
+        # Weights, velocity and gradient, plus activations (bounded by ~one value per FLOP / fan-in).
+        bytes_per_trial = itemsize * (3 * n_params + self.batch_size * max(1, flops // 50))
+        on_cpu = not self.tf.config.list_logical_devices("GPU")
+        return auto_group_size(flops, self.batch_size, n_trials, bytes_per_trial, self.max_trials_per_graph, core_cache_bytes() if on_cpu else None)
+
+    def slots_for(self, n_trials: int, group_size: int | None = None) -> int:
+        """Slots of the graph that trains `n_trials`: `group_size` (auto if None), at most the trials and the model's limit."""
+        return min(group_size or self.group_size_for(n_trials), n_trials, self.max_trials_per_graph or n_trials)
+
+    def run(
+        self,
+        trials: list[dict],
+        target: Target,
+        *,
+        divergence_factor: float = 100.0,
+        stop_at_target: bool = True,
+        group_size: int | None = None,
+        on_finish: Callable[[TrialOutcome], None] = lambda outcome: None,
+        progress: "Progress | None" = None,
+        resume: dict[int, TrialState] | None = None,
+        on_interval: Callable[[Callable[[], list[TrialState]]], None] = lambda in_flight: None,
+    ) -> list[TrialOutcome]:
+        """Train `trials` in one graph of `group_size` slots (auto if None); outcomes in trial order.
+
+        `resume` maps trial ids to saved states: those trials continue from there instead of step 0.
+        `on_interval(in_flight)` is called after every compiled call, when every slot is consistent;
+        `in_flight()` returns the states of the trials part-way through (a copy from the device).
+        """
+        if not trials:
+            return []
+        n_slots = self.slots_for(len(trials), group_size)
+        runner = SlotRunner(self, trials, target, divergence_factor, stop_at_target, on_finish, progress, resume, on_interval)
+        return runner.run(n_slots)
+
+

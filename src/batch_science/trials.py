@@ -1,0 +1,133 @@
+"""The trial contract every trainer meets: the goal, a trial's outcome and state, its statuses.
+
+A trial is one point of a study's search (learning rate, momentum, schedule, seed, budget). Every
+trainer (the compiled engine, the streaming engine, the data-parallel trainer, the NQM's exact
+recursion) evaluates it every `eval_every` steps and hands each evaluation to `observe`, which
+alone decides its status, steps to result, best metric and whether it is finished. The goal's
+direction is decided once, in `Target`; every comparison with a goal or a best value goes
+through `strictly_better`, on Python floats, NumPy arrays and TensorFlow tensors alike.
+
+Nothing here imports TensorFlow or any other module of the package.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+REACHED, NOT_REACHED, INFEASIBLE = "reached", "not_reached", "infeasible"
+STATUSES = (REACHED, NOT_REACHED, INFEASIBLE)
+OPTIMIZERS = ("sgd", "momentum", "nesterov")
+MOMENTUM_OPTIMIZERS = ("momentum", "nesterov")
+# What a trial's search point sets (tuning/search.py), each trainer's per-trial scalars.
+METAPARAMETERS = ("learning_rate", "momentum", "decay_steps", "end_factor", "label_smoothing")
+DIRECTIONS = {"minimize": 1.0, "maximize": -1.0}  # the sign that turns "better" into "smaller"
+# Validation metric a target names -> its curve column.
+METRIC_COLUMNS = {"error": "val_error", "cross_entropy": "val_cross_entropy"}
+
+
+def strictly_better(value, than, sign):
+    """Whether `value` is strictly better than `than` for a goal of direction `sign` (DIRECTIONS).
+
+    Negation is exact in floating point, so this is `value < than` when minimizing and
+    `value > than` when maximizing, bit for bit; NaN is never better. The paper's analysis code
+    counts a goal as met when the metric is strictly better than it.
+    """
+    return sign * value < sign * than
+
+
+@dataclass(frozen=True)
+class Target:
+    """The goal of a workload: its validation `metric` strictly better than `value`."""
+
+    metric: str  # "error" or "cross_entropy" on the validation split (METRIC_COLUMNS)
+    value: float
+    direction: str = "minimize"
+
+    def __post_init__(self):
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"target direction '{self.direction}': expected one of {', '.join(DIRECTIONS)}")
+        if self.metric not in METRIC_COLUMNS:
+            raise ValueError(f"target metric '{self.metric}': expected one of {', '.join(METRIC_COLUMNS)}")
+
+    @property
+    def sign(self) -> float:
+        return DIRECTIONS[self.direction]
+
+    @property
+    def column(self) -> str:
+        """The curve column this goal is read from."""
+        return METRIC_COLUMNS[self.metric]
+
+    def met(self, value):
+        """Whether `value` (a number or an array) meets the goal."""
+        return strictly_better(value, self.value, self.sign)
+
+    def better(self, value, best):
+        """Whether `value` improves on `best`."""
+        return strictly_better(value, best, self.sign)
+
+    def best_index(self, values) -> int | None:
+        """Position of the best finite value (the first, on ties), or None if none is finite."""
+        values = np.asarray(values, float)
+        finite = np.flatnonzero(np.isfinite(values))
+        if not len(finite):
+            return None
+        return int(finite[np.argmin(self.sign * values[finite])])
+
+
+@dataclass
+class TrialOutcome:
+    trial: dict
+    status: str = NOT_REACHED
+    steps_to_result: float = math.nan
+    best_metric: float = math.nan
+    best_step: int = 0
+    final_step: int = 0
+    curve: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class TrialState:
+    """A trial part-way through training: all it needs to continue exactly where it stopped.
+
+    Its batches are a hash of (seed, step), so from `step` on it sees the batches it would have seen.
+    """
+
+    outcome: TrialOutcome  # so far: curve rows, status, best metric and step
+    step: int
+    weights: list[np.ndarray]
+    velocity: list[np.ndarray]
+    alive: bool
+    loss_limit: float  # the divergence limit set at its step-0 evaluation
+
+
+def observe(outcome: TrialOutcome, target: Target, step: int, metrics: dict, alive: bool, stop_at_target: bool = True) -> bool:
+    """Record one evaluation of a trial; return whether the trial is finished.
+
+    `metrics` is the curve row's values (train_cross_entropy, val_cross_entropy, val_error);
+    `alive` whether training stayed finite and below its divergence limit. A trial is infeasible
+    from the first evaluation at which it is not alive or its validation loss is not finite; its
+    steps to result is the first evaluated step that meets the target; its best metric the best
+    finite value while feasible (the earliest step on ties). It is finished once infeasible, at
+    its step budget, or, with `stop_at_target`, at the target.
+    """
+    metric = metrics[target.column]
+    outcome.final_step = step
+    outcome.curve.append({"step": step, **{key: float(value) for key, value in metrics.items()}})
+    if not alive or not math.isfinite(metrics["val_cross_entropy"]):
+        outcome.status, outcome.steps_to_result = INFEASIBLE, math.nan
+    elif target.met(metric) and outcome.status != REACHED:
+        outcome.status, outcome.steps_to_result = REACHED, float(step)
+    improves = not math.isfinite(outcome.best_metric) or target.better(metric, outcome.best_metric)
+    if outcome.status != INFEASIBLE and math.isfinite(metric) and improves:
+        outcome.best_metric, outcome.best_step = float(metric), step
+    reached = outcome.status == REACHED
+    return outcome.status == INFEASIBLE or step >= outcome.trial["step_budget"] or (stop_at_target and reached)
+
+
+def effective_learning_rate(learning_rate, momentum):
+    """lr / (1 - momentum): the step size heavy-ball momentum converges to on a flat slope."""
+    return learning_rate / (1 - momentum)
