@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from batch_science.analysis.steps import best_trials, trial_steps_interpolated, trial_steps_to_result
 
@@ -50,3 +51,32 @@ def test_best_trial_is_fewest_steps_ties_to_lowest_id_infeasible_never():
 def test_study_where_no_trial_reaches_has_no_point():
     best = best_trials(pd.DataFrame([trial(0, math.nan, "not_reached"), trial(1, math.nan, "infeasible")])).iloc[0]
     assert math.isnan(best["steps_to_result"]) and best["best_trial"] == -1
+
+
+def reference_crossing(steps, values, target, sign):
+    """Float64 reference from the definition: the first evaluation strictly better than the target
+    (sign +1 minimize, -1 maximize), the crossing linearly interpolated from the one before it."""
+    for i, value in enumerate(values):
+        if sign * value < sign * target:
+            if i == 0:
+                return float(steps[0])
+            before, after = values[i - 1], value
+            return steps[i - 1] + (before - target) / (before - after) * (steps[i] - steps[i - 1])
+    return math.nan
+
+
+def test_a_maximize_goal_is_interpolated_in_its_own_direction():
+    from batch_science.analysis.steps import with_interpolated_steps
+
+    steps, values = [0, 100, 200, 300], [0.10, 0.30, 0.45, 0.75]  # a metric to maximize, goal 0.5
+    row = {**trial(0, 300.0), "best_val_metric": 0.75, "target_value": 0.5, "target_direction": "maximize"}
+    best = best_trials(pd.DataFrame([row]))
+    curves = pd.DataFrame({"workload": "w", "optimizer": "sgd", "batch_size": 8, "trial_id": 0, "step": steps, "val_error": values})
+    result = with_interpolated_steps(best, curves).iloc[0]
+    assert result["steps_interpolated"] == pytest.approx(reference_crossing(steps, values, 0.5, -1.0)) == pytest.approx(200 + 100 / 6)
+    assert result["eval_interval"] == 100
+    # ... and a minimize goal in its direction, on the mirrored curve
+    mirrored = {**row, "best_val_metric": 0.25, "target_direction": "minimize"}
+    curves["val_error"] = [1 - v for v in values]
+    result = with_interpolated_steps(best_trials(pd.DataFrame([mirrored])), curves).iloc[0]
+    assert result["steps_interpolated"] == pytest.approx(reference_crossing(steps, [1 - v for v in values], 0.5, 1.0))

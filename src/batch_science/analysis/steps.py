@@ -98,7 +98,7 @@ def with_interpolated_steps(best: pd.DataFrame, curves: pd.DataFrame) -> pd.Data
             (curves["workload"] == row["workload"]) & (curves["optimizer"] == row["optimizer"])
             & (curves["batch_size"] == row["batch_size"]) & (curves["trial_id"] == row["best_trial"])
         ].sort_values("step")
-        interpolated.append(trial_steps_interpolated(curve, row["target_metric"], row["target_value"]))
+        interpolated.append(trial_steps_interpolated(curve, row["target_metric"], row["target_value"], row["target_direction"]))
         before = curve["step"][curve["step"] < row["steps_to_result"]]
         interval.append(float(row["steps_to_result"] - before.iloc[-1]) if len(before) else 0.0)
     best["steps_interpolated"] = interpolated
