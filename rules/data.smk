@@ -4,11 +4,11 @@ rule prepare_data:
         touch(f"{config['data_dir']}/{{dataset}}.prepared"),
     log:
         "logs/prepare_data/{dataset}.log",
+    conda:
+        "../envs/study.yaml"
     params:
         data_dir=folder_of_output,
         manual_dir=config["manual_dir"],
-    conda:
-        "../envs/study.yaml"
     script:
         "../workflow/scripts/prepare_data.py"
 

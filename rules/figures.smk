@@ -16,7 +16,9 @@ rule plot_scaling:
         fits=f"{RESULTS}/fits.csv",
         bootstrap=f"{RESULTS}/fit_bootstrap.parquet",
     output:
-        steps=report(f"{FIGURES}/steps_to_result.png", caption="../workflow/report/steps_to_result.rst", category="1. Scaling"),
+        steps=report(
+            f"{FIGURES}/steps_to_result.png", caption="../workflow/report/steps_to_result.rst", category="1. Scaling"
+        ),
         steps_pdf=f"{FIGURES}/steps_to_result.pdf",
         normalized=report(
             f"{FIGURES}/steps_to_result_normalized.png",
@@ -25,15 +27,17 @@ rule plot_scaling:
         ),
         normalized_pdf=f"{FIGURES}/steps_to_result_normalized.pdf",
         optimizers=report(
-            f"{FIGURES}/optimizer_comparison.png", caption="../workflow/report/optimizer_comparison.rst", category="2. Comparisons"
+            f"{FIGURES}/optimizer_comparison.png",
+            caption="../workflow/report/optimizer_comparison.rst",
+            category="2. Comparisons",
         ),
         optimizers_pdf=f"{FIGURES}/optimizer_comparison.pdf",
     log:
         f"logs/plot_scaling/{STUDY}.log",
-    params:
-        confidence=config["confidence"],
     conda:
         "../envs/study.yaml"
+    params:
+        confidence=config["confidence"],
     script:
         "../workflow/scripts/plot_scaling.py"
 
@@ -54,11 +58,11 @@ rule plot_variants:
         f"logs/plot_variants/{STUDY}/{{kind}}.log",
     wildcard_constraints:
         kind="model|dataset_size",
+    conda:
+        "../envs/study.yaml"
     params:
         groups=variant_groups_of,
         labels=variant_labels_of,
-    conda:
-        "../envs/study.yaml"
     script:
         "../workflow/scripts/plot_variants.py"
 
@@ -68,7 +72,11 @@ rule plot_learning_rate:
     input:
         steps=f"{RESULTS}/steps_to_result.csv",
     output:
-        png=report(f"{FIGURES}/learning_rate.png", caption="../workflow/report/learning_rate.rst", category="3. Metaparameters"),
+        png=report(
+            f"{FIGURES}/learning_rate.png",
+            caption="../workflow/report/learning_rate.rst",
+            category="3. Metaparameters",
+        ),
         pdf=f"{FIGURES}/learning_rate.pdf",
     log:
         f"logs/plot_learning_rate/{STUDY}.log",
@@ -105,14 +113,18 @@ rule plot_solution_quality:
     input:
         steps=f"{RESULTS}/steps_to_result.csv",
     output:
-        png=report(f"{FIGURES}/solution_quality.png", caption="../workflow/report/solution_quality.rst", category="4. Solution quality"),
+        png=report(
+            f"{FIGURES}/solution_quality.png",
+            caption="../workflow/report/solution_quality.rst",
+            category="4. Solution quality",
+        ),
         pdf=f"{FIGURES}/solution_quality.pdf",
     log:
         f"logs/plot_solution_quality/{STUDY}.log",
-    params:
-        stopped_at_target=config["stop_at_target"],
     conda:
         "../envs/study.yaml"
+    params:
+        stopped_at_target=config["stop_at_target"],
     script:
         "../workflow/scripts/plot_solution_quality.py"
 
@@ -125,12 +137,12 @@ rule tuning_budget:
         table=f"{RESULTS}/tuning_budget.csv",
     log:
         f"logs/tuning_budget/{STUDY}.log",
+    conda:
+        "../envs/study.yaml"
     params:
         n_resamples=TUNING_BUDGET_RESAMPLES,
         confidence=config["confidence"],
         seed=config["seed"],
-    conda:
-        "../envs/study.yaml"
     script:
         "../workflow/scripts/tuning_budget.py"
 
@@ -140,7 +152,9 @@ rule plot_tuning_budget:
     input:
         table=f"{RESULTS}/tuning_budget.csv",
     output:
-        png=report(f"{FIGURES}/tuning_budget.png", caption="../workflow/report/tuning_budget.rst", category="5. Robustness"),
+        png=report(
+            f"{FIGURES}/tuning_budget.png", caption="../workflow/report/tuning_budget.rst", category="5. Robustness"
+        ),
         pdf=f"{FIGURES}/tuning_budget.pdf",
     log:
         f"logs/plot_tuning_budget/{STUDY}.log",

@@ -7,13 +7,13 @@ rule fit:
         bootstrap=f"{RESULTS}/fit_bootstrap.parquet",
     log:
         f"logs/fit/{STUDY}.log",
+    conda:
+        "../envs/study.yaml"
     params:
         n_bootstrap=config["bootstrap"],
         confidence=config["confidence"],
         tolerance=config["scaling_tolerance"],
         seed=config["seed"],
-    conda:
-        "../envs/study.yaml"
     script:
         "../workflow/scripts/fit.py"
 

@@ -8,11 +8,11 @@ rule noise_scale:
         f"logs/noise_scale/{STUDY}/{{workload}}.log",
     benchmark:
         f"benchmarks/noise_scale/{STUDY}/{{workload}}.tsv"
+    conda:
+        "../envs/study.yaml"
     threads: 1
     resources:
         gpu=0,
-    conda:
-        "../envs/study.yaml"
     script:
         "../workflow/scripts/noise_scale.py"
 
@@ -40,7 +40,11 @@ rule plot_noise_scale:
         curves=f"{RESULTS}/noise_scale.csv",
         comparison=f"{RESULTS}/noise_scale_vs_b_crit.csv",
     output:
-        png=report(f"{FIGURES}/noise_scale.png", caption="../workflow/report/noise_scale.rst", category="8. Gradient noise scale"),
+        png=report(
+            f"{FIGURES}/noise_scale.png",
+            caption="../workflow/report/noise_scale.rst",
+            category="8. Gradient noise scale",
+        ),
         pdf=f"{FIGURES}/noise_scale.pdf",
     log:
         f"logs/plot_noise_scale/{STUDY}.log",

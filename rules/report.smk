@@ -9,20 +9,36 @@ rule report_tables:
         fits=f"{RESULTS}/fits.csv",
         tuning_budget=f"{RESULTS}/tuning_budget.csv",
     output:
-        steps=report(f"{REPORT}/steps_to_result.html", caption="../workflow/report/tables.rst", category="6. Tables", labels={"table": "steps to result"}),
-        metaparameters=report(
-            f"{REPORT}/best_metaparameters.html", caption="../workflow/report/tables.rst", category="6. Tables", labels={"table": "best metaparameters"}
+        steps=report(
+            f"{REPORT}/steps_to_result.html",
+            caption="../workflow/report/tables.rst",
+            category="6. Tables",
+            labels={"table": "steps to result"},
         ),
-        fits=report(f"{REPORT}/fits.html", caption="../workflow/report/tables.rst", category="6. Tables", labels={"table": "fits"}),
+        metaparameters=report(
+            f"{REPORT}/best_metaparameters.html",
+            caption="../workflow/report/tables.rst",
+            category="6. Tables",
+            labels={"table": "best metaparameters"},
+        ),
+        fits=report(
+            f"{REPORT}/fits.html",
+            caption="../workflow/report/tables.rst",
+            category="6. Tables",
+            labels={"table": "fits"},
+        ),
         tuning_budget=report(
-            f"{REPORT}/tuning_budget.html", caption="../workflow/report/tables.rst", category="6. Tables", labels={"table": "tuning budget"}
+            f"{REPORT}/tuning_budget.html",
+            caption="../workflow/report/tables.rst",
+            category="6. Tables",
+            labels={"table": "tuning budget"},
         ),
     log:
         f"logs/report_tables/{STUDY}.log",
-    params:
-        confidence=config["confidence"],
     conda:
         "../envs/study.yaml"
+    params:
+        confidence=config["confidence"],
     script:
         "../workflow/scripts/report_tables.py"
 
@@ -35,11 +51,11 @@ rule provenance:
         report(f"{REPORT}/provenance.html", caption="../workflow/report/provenance.rst", category="7. Provenance"),
     log:
         f"logs/provenance/{STUDY}.log",
+    conda:
+        "../envs/study.yaml"
     params:
         benchmarks=analysis_outputs.tune_benchmarks(config),
         repository=workflow.basedir,
-    conda:
-        "../envs/study.yaml"
     script:
         "../workflow/scripts/provenance.py"
 
@@ -55,12 +71,12 @@ rule summary:
         html=report(f"{REPORT}/summary.html", caption="../workflow/report/summary.rst", category="0. Summary"),
     log:
         f"logs/summary/{STUDY}.log",
+    conda:
+        "../envs/study.yaml"
     params:
         study=config["study"],
         confidence=config["confidence"],
         stopped_at_target=config["stop_at_target"],
-    conda:
-        "../envs/study.yaml"
     script:
         "../workflow/scripts/summary.py"
 

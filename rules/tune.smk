@@ -9,9 +9,8 @@ rule tune:
         tables.tune_log(STUDY),
     benchmark:
         tables.tune_benchmark(STUDY)
-    params:
-        # Finished trials are kept here, outside the outputs, so a killed job loses none.
-        partial_dir=tables.partial_dir(RESULTS),
+    conda:
+        "../envs/study.yaml"
     threads: 1
     resources:
         # Portable needs; a cluster's partition, account, GPU model and limits are in slurm/config.yaml.
@@ -21,7 +20,8 @@ rule tune:
         nodes=tune_nodes,
         runtime=tune_runtime,
         mem_mb=4000,
-    conda:
-        "../envs/study.yaml"
+    params:
+        # Finished trials are kept here, outside the outputs, so a killed job loses none.
+        partial_dir=tables.partial_dir(RESULTS),
     script:
         "../workflow/scripts/tune.py"

@@ -50,7 +50,9 @@ def signalled_study(study: str, trials: int, trials_per_job: int, **overrides) -
         "trials_per_graph": 1,
         "checkpoint_minutes": 0.002,
         "stop_at_target": False,  # every trial trains its whole budget: time to stop it mid-trial
-        "workloads": {"mnist1d_mlp": {"batch_sizes": [32, 512], "optimizers": ["sgd"], "step_budget": SIGNALLED_STEP_BUDGET}},
+        "workloads": {
+            "mnist1d_mlp": {"batch_sizes": [32, 512], "optimizers": ["sgd"], "step_budget": SIGNALLED_STEP_BUDGET}
+        },
         **overrides,
     }
 
@@ -92,7 +94,10 @@ def wait_for(condition, what: str, process: subprocess.Popen, timeout: float = 6
             return value
         if process.poll() is not None:
             out, err = process.communicate()
-            raise AssertionError(f"snakemake ended (rc {process.returncode}) before {what}:\n{(out or '')[-3000:]}\n{(err or '')[-2000:]}")
+            raise AssertionError(
+                f"snakemake ended (rc {process.returncode}) before "
+                f"{what}:\n{(out or '')[-3000:]}\n{(err or '')[-2000:]}"
+            )
         time.sleep(0.05)
     process.kill()
     raise AssertionError(f"no {what} after {timeout}s")

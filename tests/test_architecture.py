@@ -93,7 +93,9 @@ def layer_violations(graph) -> list[str]:
         for target in targets:
             if unit(source) == unit(target) or LAYER_OF[unit(target)] < LAYER_OF[unit(source)]:
                 continue
-            wrong.append(f"{source} imports {target} (layer {LAYER_OF[unit(target)]} from layer {LAYER_OF[unit(source)]})")
+            wrong.append(
+                f"{source} imports {target} (layer {LAYER_OF[unit(target)]} from layer {LAYER_OF[unit(source)]})"
+            )
     return wrong
 
 
@@ -130,7 +132,13 @@ def test_analysis_never_imports_tensorflow():
         if unit(name) != "analysis":
             continue
         for node in ast.walk(tree):
-            imported = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            imported = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             assert not any(m.split(".")[0] in ("tensorflow", "keras", "tensorflow_datasets") for m in imported), name
 
 
@@ -138,7 +146,11 @@ def test_analysis_never_imports_tensorflow():
 def test_workflow_scripts_are_thin_adapters(script):
     """A script unpacks the snakemake object and calls the package: no functions, classes or loops of its own."""
     tree = ast.parse(script.read_text())
-    own = [type(node).__name__ for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.For, ast.While, ast.If))]
+    own = [
+        type(node).__name__
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.For, ast.While, ast.If))
+    ]
     assert own == [] and len(script.read_text().splitlines()) <= 25
 
 

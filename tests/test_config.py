@@ -1,4 +1,5 @@
 """A bad config stops with one line naming the key, before any job runs."""
+
 import copy
 import re
 
@@ -24,14 +25,26 @@ def broken(edit):
     "edit, key",
     [
         (lambda c: c["workloads"]["mnist1d_mlp"]["optimizers"].append("adam"), "workloads.mnist1d_mlp.optimizers.2"),
-        (lambda c: c["workloads"]["mnist1d_mlp"]["batch_sizes"].__setitem__(0, -8), "workloads.mnist1d_mlp.batch_sizes.0"),
+        (
+            lambda c: c["workloads"]["mnist1d_mlp"]["batch_sizes"].__setitem__(0, -8),
+            "workloads.mnist1d_mlp.batch_sizes.0",
+        ),
         (lambda c: c["workloads"]["mnist1d_mlp"].pop("target"), "workloads.mnist1d_mlp"),
         (lambda c: c["workloads"]["mnist1d_mlp"]["target"].pop("value"), "workloads.mnist1d_mlp.target"),
         (lambda c: c["search_spaces"]["nesterov"].pop("momentum"), "search_spaces.nesterov.momentum"),
         (lambda c: c["search_spaces"].pop("sgd"), "workloads.mnist1d_mlp.optimizers"),
-        (lambda c: c["workloads"]["mnist1d_mlp"]["model"].__setitem__("name", "resnet9000"), "workloads.mnist1d_mlp.model.name"),
-        (lambda c: c["workloads"]["mnist1d_mlp"].__setitem__("step_budget", {"32": 10}), "workloads.mnist1d_mlp.step_budget"),
-        (lambda c: c["search_spaces"]["sgd"].__setitem__("learning_rate", {"min": 1, "max": 0.1, "scale": "log"}), "search_spaces.sgd.learning_rate"),
+        (
+            lambda c: c["workloads"]["mnist1d_mlp"]["model"].__setitem__("name", "resnet9000"),
+            "workloads.mnist1d_mlp.model.name",
+        ),
+        (
+            lambda c: c["workloads"]["mnist1d_mlp"].__setitem__("step_budget", {"32": 10}),
+            "workloads.mnist1d_mlp.step_budget",
+        ),
+        (
+            lambda c: c["search_spaces"]["sgd"].__setitem__("learning_rate", {"min": 1, "max": 0.1, "scale": "log"}),
+            "search_spaces.sgd.learning_rate",
+        ),
         (lambda c: c.__setitem__("trials", 0), "trials"),
         (lambda c: c.__setitem__("typo_key", 1), "<top level>"),
         (lambda c: c.__setitem__("data_parallel", {"min_batch_size": 256, "devices": 3}), "data_parallel"),
@@ -97,7 +110,9 @@ def test_dry_run_has_a_tune_job_per_shard_of_each_workloads_own_trials(tmp_path)
     path.write_text(yaml.safe_dump(config))
     result = run_snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile", str(path))
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
-    assert int(counts["tune"]) == 2 * 2 * 3  # optimizers x batch sizes x shards of 2, 2 and 1 trials (the study's own 4 / 2 would give 2)
+    assert (
+        int(counts["tune"]) == 2 * 2 * 3
+    )  # optimizers x batch sizes x shards of 2, 2 and 1 trials (the study's own 4 / 2 would give 2)
 
 
 def test_snakemake_stops_before_any_job_with_one_line(tmp_path):
@@ -107,7 +122,10 @@ def test_snakemake_stops_before_any_job_with_one_line(tmp_path):
     result = run_snakemake(tmp_path, "-n", "--configfile", str(path), check=False)
     assert result.returncode != 0
     lines = [line for line in (result.stdout + result.stderr).splitlines() if "Config error" in line]
-    assert lines == ["Config error: config key workloads.mnist1d_mlp.optimizers.2: 'adam' is not one of ['sgd', 'momentum', 'nesterov']"]
+    assert lines == [
+        "Config error: config key workloads.mnist1d_mlp.optimizers.2: 'adam' is not one of ['sgd', 'momentum', "
+        "'nesterov']"
+    ]
     assert not (tmp_path / "results").exists()
 
 
@@ -124,12 +142,16 @@ def test_tune_jobs_ask_for_the_devices_and_nodes_of_data_parallel_studies(tmp_pa
     for job in result.stdout.split("rule tune:")[1:]:
         batch_size = int(job.split("batch_size=")[1].split(",")[0])
         line = job.split("resources: ")[1].splitlines()[0]
-        resources.setdefault(batch_size, set()).add(tuple(r for r in line.split(", ") if r.split("=")[0] in ("gpu", "gres", "nodes")))
+        resources.setdefault(batch_size, set()).add(
+            tuple(r for r in line.split(", ") if r.split("=")[0] in ("gpu", "gres", "nodes"))
+        )
     assert resources == {32: {("gpu=1", "gres=", "nodes=1")}, 256: {large_batch_resources}}
 
 
 def test_config_hash_follows_what_is_computed_not_how_the_run_is_carried_out(tiny_config):
     from batch_science.config import config_hash
 
-    assert config_hash(dict(tiny_config, checkpoint_minutes=0.5)) == config_hash(dict(tiny_config, checkpoint_minutes=10))
+    assert config_hash(dict(tiny_config, checkpoint_minutes=0.5)) == config_hash(
+        dict(tiny_config, checkpoint_minutes=10)
+    )
     assert config_hash(dict(tiny_config, seed=1)) != config_hash(dict(tiny_config, seed=2))

@@ -1,4 +1,5 @@
 """A tiny local tfds image builder: variable-size RGB images like ImageNet's, generated, never downloaded."""
+
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -13,12 +14,20 @@ class TinyImages(tfds.core.GeneratorBasedBuilder):
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
             builder=self,
-            features=tfds.features.FeaturesDict({"image": tfds.features.Image(shape=(None, None, 3)), "label": tfds.features.ClassLabel(num_classes=CLASSES)}),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(None, None, 3)),
+                    "label": tfds.features.ClassLabel(num_classes=CLASSES),
+                }
+            ),
             supervised_keys=("image", "label"),
         )
 
     def _split_generators(self, dl_manager):
-        return {"train": self._generate_examples(0, TRAIN_EXAMPLES), "validation": self._generate_examples(1, VALIDATION_EXAMPLES)}
+        return {
+            "train": self._generate_examples(0, TRAIN_EXAMPLES),
+            "validation": self._generate_examples(1, VALIDATION_EXAMPLES),
+        }
 
     def _generate_examples(self, seed, n):
         rng = np.random.default_rng(seed)

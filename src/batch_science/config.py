@@ -2,6 +2,7 @@
 
 Every error is one line that names the offending key, raised before any job runs.
 """
+
 from __future__ import annotations
 
 import copy
@@ -114,9 +115,13 @@ def _check_consistency(config: dict) -> None:
         key = f"workloads.{name}"
         for optimizer in workload["optimizers"]:
             if optimizer not in spaces:
-                raise ConfigError(f"config key {key}.optimizers: no search_spaces.{optimizer} for optimizer '{optimizer}'")
+                raise ConfigError(
+                    f"config key {key}.optimizers: no search_spaces.{optimizer} for optimizer '{optimizer}'"
+                )
         if workload["dataset"].get("train_examples") and workload["dataset"].get("train_fraction"):
-            raise ConfigError(f"config key {key}.dataset.train_fraction: give train_examples or train_fraction, not both")
+            raise ConfigError(
+                f"config key {key}.dataset.train_fraction: give train_examples or train_fraction, not both"
+            )
         for steps_key in ("step_budget", "eval_every"):
             spec = workload[steps_key]
             if isinstance(spec, dict) and "examples" not in spec:

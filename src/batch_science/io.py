@@ -1,4 +1,5 @@
 """Durable table I/O: nothing already computed is lost or half-written by a killed job."""
+
 from __future__ import annotations
 
 import os
@@ -40,7 +41,9 @@ def write_parquet(frame: pd.DataFrame, path: str | Path, metadata: dict[str, str
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
     if metadata:
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **{k: str(v) for k, v in metadata.items()}})
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), **{k: str(v) for k, v in metadata.items()}}
+        )
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 

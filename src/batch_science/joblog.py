@@ -1,4 +1,5 @@
 """Logging of a Snakemake job into its log file (progress, ETA, warnings and tracebacks)."""
+
 import logging
 import os
 import sys

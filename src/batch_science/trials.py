@@ -104,7 +104,9 @@ class TrialState:
     loss_limit: float  # the divergence limit set at its step-0 evaluation
 
 
-def observe(outcome: TrialOutcome, target: Target, step: int, metrics: dict, alive: bool, stop_at_target: bool = True) -> bool:
+def observe(
+    outcome: TrialOutcome, target: Target, step: int, metrics: dict, alive: bool, stop_at_target: bool = True
+) -> bool:
     """Record one evaluation of a trial; return whether the trial is finished.
 
     `metrics` is the curve row's values (train_cross_entropy, val_cross_entropy, val_error);

@@ -1,4 +1,5 @@
 """Every figure draws from the tables alone, also where a study reached nothing or a fit failed."""
+
 import numpy as np
 import pandas as pd
 
@@ -17,7 +18,10 @@ def test_figures_cope_with_studies_that_reach_nothing(tmp_path):
     steps = with_interpolated_steps(best_trials(trials), synthetic_curves(trials))
     fits, bootstrap = fit_workloads(trials, n_bootstrap=5)
     assert fits.set_index("optimizer").loc["sgd", "b_crit_constraint"] == "unconstrained"
-    paths = {name: tmp_path / f"{name}.png" for name in ["steps", "normalized", "optimizers", "variants", "lr", "meta", "quality", "budget"]}
+    paths = {
+        name: tmp_path / f"{name}.png"
+        for name in ["steps", "normalized", "optimizers", "variants", "lr", "meta", "quality", "budget"]
+    }
     figures.steps_to_result_figure(steps, fits, bootstrap, paths["steps"])
     figures.normalized_steps_figure(steps, paths["normalized"])
     figures.optimizer_comparison_figure(steps, fits, paths["optimizers"])

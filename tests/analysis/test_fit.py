@@ -1,4 +1,5 @@
 """The piecewise log-log fit finds the three regimes; both fits say what the data cannot constrain."""
+
 import numpy as np
 import pytest
 
@@ -56,8 +57,13 @@ def test_regime_boundaries_lie_a_tolerance_away_from_the_asymptotes():
 
 
 def test_piecewise_intervals_cover_truth_and_shrink_with_more_trials():
-    fits = [fit_workloads(synthetic_trials(n, steps=three_regimes, noise=0.2, seed=1), n_bootstrap=40)[0].iloc[0] for n in (3, 48)]
-    truth = dict(zip(["piecewise_b_perfect_end", "piecewise_b_max_useful"], piecewise_boundaries(**THREE_REGIMES, tolerance=0.1)))
+    fits = [
+        fit_workloads(synthetic_trials(n, steps=three_regimes, noise=0.2, seed=1), n_bootstrap=40)[0].iloc[0]
+        for n in (3, 48)
+    ]
+    truth = dict(
+        zip(["piecewise_b_perfect_end", "piecewise_b_max_useful"], piecewise_boundaries(**THREE_REGIMES, tolerance=0.1))
+    )
     for name, value in [*truth.items(), ("piecewise_s_plateau", 100.0)]:
         # The best of 48 trials sits within a few percent above the true curve.
         assert fits[1][f"{name}_lo"] <= value * 1.1 and fits[1][f"{name}_hi"] >= value / 1.1, name
@@ -67,7 +73,9 @@ def test_piecewise_intervals_cover_truth_and_shrink_with_more_trials():
 
 
 def test_gradient_noise_fit_intervals_shrink_for_both_parameters():
-    fits = [fit_workloads(synthetic_trials(n, s_min=40.0, b_crit=300.0, seed=2), n_bootstrap=40)[0].iloc[0] for n in (3, 48)]
+    fits = [
+        fit_workloads(synthetic_trials(n, s_min=40.0, b_crit=300.0, seed=2), n_bootstrap=40)[0].iloc[0] for n in (3, 48)
+    ]
     for name, truth in [("s_min", 40.0), ("b_crit", 300.0)]:
         assert fits[1][f"{name}_lo"] <= truth * 1.15 and fits[1][f"{name}_hi"] >= truth * 0.85, name
         assert interval_width(fits[1], name) < interval_width(fits[0], name), name
@@ -77,7 +85,15 @@ def test_gradient_noise_fit_intervals_shrink_for_both_parameters():
 def test_bootstrap_table_holds_every_parameter_of_every_sample():
     fits, bootstrap = fit_workloads(synthetic_trials(4, steps=three_regimes), n_bootstrap=7)
     assert len(bootstrap) == 7
-    assert {"s_min", "b_crit", "piecewise_e_min", "piecewise_s_plateau", "piecewise_b_perfect_end", "piecewise_b_max_useful", "b_max_useful"} <= set(bootstrap)
+    assert {
+        "s_min",
+        "b_crit",
+        "piecewise_e_min",
+        "piecewise_s_plateau",
+        "piecewise_b_perfect_end",
+        "piecewise_b_max_useful",
+        "b_max_useful",
+    } <= set(bootstrap)
     assert fits.iloc[0]["s_min_lo"] <= fits.iloc[0]["s_min_hi"]
 
 

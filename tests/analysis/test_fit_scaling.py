@@ -1,4 +1,5 @@
 """The scaling fit recovers known S_min and B_crit; intervals cover them and shrink with trials."""
+
 import numpy as np
 import pytest
 

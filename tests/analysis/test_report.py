@@ -1,9 +1,9 @@
 """The report's numbers follow from the raw trial tables; the report builds from the tables alone."""
+
 import json
 import math
 from html.parser import HTMLParser
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -25,8 +25,28 @@ def tables():
     """Two optimizers of one workload, with infeasible trials and coarse evaluations; and every analysis table."""
     trials = pd.concat(
         [
-            synthetic_trials(6, s_min=40.0, b_crit=300.0, noise=0.4, seed=1, batch_sizes=BATCH_SIZES, optimizer="sgd", eval_every=10, infeasible_fraction=0.2),
-            synthetic_trials(6, s_min=30.0, b_crit=900.0, noise=0.4, seed=2, batch_sizes=BATCH_SIZES, optimizer="nesterov", eval_every=10, infeasible_fraction=0.2),
+            synthetic_trials(
+                6,
+                s_min=40.0,
+                b_crit=300.0,
+                noise=0.4,
+                seed=1,
+                batch_sizes=BATCH_SIZES,
+                optimizer="sgd",
+                eval_every=10,
+                infeasible_fraction=0.2,
+            ),
+            synthetic_trials(
+                6,
+                s_min=30.0,
+                b_crit=900.0,
+                noise=0.4,
+                seed=2,
+                batch_sizes=BATCH_SIZES,
+                optimizer="nesterov",
+                eval_every=10,
+                infeasible_fraction=0.2,
+            ),
         ],
         ignore_index=True,
     )
@@ -114,25 +134,42 @@ def test_report_tables_show_the_best_trial_of_each_study(tables, tmp_path):
 def test_summary_says_when_the_data_cannot_constrain_a_boundary():
     trials = synthetic_trials(6, steps=lambda b: 1e5 / b, noise=0.02, batch_sizes=BATCH_SIZES)
     fits, _ = fit_workloads(trials, n_bootstrap=20)
-    text = study_summary(best_trials(trials), fits, tuning_budget_table(trials, n_resamples=5), "s", 0.9, stopped_at_target=False)
+    text = study_summary(
+        best_trials(trials), fits, tuning_budget_table(trials, n_resamples=5), "s", 0.9, stopped_at_target=False
+    )
     assert "maximal useful batch size: beyond the measured batch sizes (> 2048)" in text
     assert "S_min" in text and "extrapolated" in text
 
 
 def test_variants_are_read_from_the_workload_config():
     def workload(hidden, examples=None, goal=0.4):
-        return {"dataset": {"name": "mnist1d", "train_examples": examples}, "model": {"name": "mlp", "hidden": hidden},
-                "target": {"metric": "error", "value": goal}}
+        return {
+            "dataset": {"name": "mnist1d", "train_examples": examples},
+            "model": {"name": "mlp", "hidden": hidden},
+            "target": {"metric": "error", "value": goal},
+        }
 
-    workloads = {"base": workload([64]), "wide": workload([256]), "half": workload([64], 2000), "other_goal": workload([32], goal=0.3)}
+    workloads = {
+        "base": workload([64]),
+        "wide": workload([256]),
+        "half": workload([64], 2000),
+        "other_goal": workload([32], goal=0.3),
+    }
     assert model_variants(workloads) == {"mnist1d, error goal 0.4": ["base", "wide"]}
     assert list(dataset_size_variants(workloads).values()) == [["base", "half"]]
     assert model_variants({"a": workload([64]), "b": workload([64])}) == {}
 
 
 def test_provenance_page_holds_config_hash_versions_and_run_times(tmp_path):
-    write_parquet(synthetic_trials(2, batch_sizes=[8]), tmp_path / "trials.parquet",
-                  {"config_hash": "0123abcd", "config": json.dumps({"study": "s"}), "package_versions": json.dumps({"numpy": "9.9"})})
+    write_parquet(
+        synthetic_trials(2, batch_sizes=[8]),
+        tmp_path / "trials.parquet",
+        {
+            "config_hash": "0123abcd",
+            "config": json.dumps({"study": "s"}),
+            "package_versions": json.dumps({"numpy": "9.9"}),
+        },
+    )
     benchmark = tmp_path / "benchmarks/tune/s/w/sgd/b8/shard0.tsv"
     benchmark.parent.mkdir(parents=True)
     benchmark.write_text("s\th:m:s\tmax_rss\tcpu_time\n12.5\t0:00:12\t100\t11.0\n")
@@ -152,7 +189,16 @@ def test_report_builds_from_the_tables_alone(tmp_path, tiny_config):
     rows = []
     for i, (name, workload) in enumerate(tiny_config["workloads"].items()):
         for j, optimizer in enumerate(workload["optimizers"]):
-            rows.append(synthetic_trials(4, batch_sizes=workload["batch_sizes"], workload=name, optimizer=optimizer, eval_every=5, seed=10 * i + j))
+            rows.append(
+                synthetic_trials(
+                    4,
+                    batch_sizes=workload["batch_sizes"],
+                    workload=name,
+                    optimizer=optimizer,
+                    eval_every=5,
+                    seed=10 * i + j,
+                )
+            )
     trials = pd.concat(rows, ignore_index=True)
     curves = synthetic_curves(trials)
     results = tmp_path / "results" / tiny_config["study"]
@@ -170,10 +216,18 @@ def test_report_builds_from_the_tables_alone(tmp_path, tiny_config):
     name = next(iter(tiny_config["workloads"]))
     smallest = min(tiny_config["workloads"][name]["batch_sizes"])
     optimizer = tiny_config["workloads"][name]["optimizers"][0]
-    first = trials[(trials["workload"] == name) & (trials["optimizer"] == optimizer) & (trials["batch_size"] == smallest)]
+    first = trials[
+        (trials["workload"] == name) & (trials["optimizer"] == optimizer) & (trials["batch_size"] == smallest)
+    ]
     assert f"fell from {number(first['steps_to_result'].min())} at batch size {smallest}" in summary
     report = (results / "report.html").read_text()
-    for figure in ["steps_to_result.png", "tuning_budget.png", "solution_quality.png", "learning_rate.png", "provenance.html"]:
+    for figure in [
+        "steps_to_result.png",
+        "tuning_budget.png",
+        "solution_quality.png",
+        "learning_rate.png",
+        "provenance.html",
+    ]:
         assert figure in report
     assert math.isfinite(pd.read_csv(results / "fits.csv")["s_min"].iloc[0])
 

@@ -1,4 +1,5 @@
 """Tuning-budget robustness: subsets of k trials, each scored like a full study."""
+
 import numpy as np
 import pandas as pd
 
@@ -16,7 +17,7 @@ def test_budgets_double_up_to_all_trials():
 def test_subsets_hold_k_distinct_trials_of_one_study():
     trials = synthetic_trials(10, batch_sizes=[8, 64])
     subsets = budget_subsets(trials, n_resamples=5, rng=np.random.default_rng(0))
-    for (b, k, r), subset in subsets.groupby(["batch_size", "budget", "resample"]):
+    for (b, k, _), subset in subsets.groupby(["batch_size", "budget", "resample"]):
         assert len(subset) == k == subset["trial_id"].nunique()
         assert (subset["batch_size"] == b).all()
     assert subsets.groupby("budget")["resample"].nunique().to_dict() == {2: 5, 4: 5, 8: 5, 10: 1}

@@ -1,4 +1,5 @@
 """Steps to result: the first evaluation strictly past the target; the best trial per study."""
+
 import math
 
 import numpy as np
@@ -32,16 +33,35 @@ def test_interpolated_crossing_lies_inside_the_last_interval():
 
 def trial(trial_id, steps, status="reached", lr=0.1):
     return {
-        "workload": "w", "optimizer": "sgd", "batch_size": 8, "trial_id": trial_id, "status": status,
-        "steps_to_result": steps, "learning_rate": lr, "momentum": 0.0, "effective_learning_rate": lr,
-        "decay_steps": 0, "end_factor": 1.0, "label_smoothing": 0.0, "best_val_metric": 0.3, "step_budget": 100,
-        "target_metric": "error", "target_value": 0.4, "target_direction": "minimize",
+        "workload": "w",
+        "optimizer": "sgd",
+        "batch_size": 8,
+        "trial_id": trial_id,
+        "status": status,
+        "steps_to_result": steps,
+        "learning_rate": lr,
+        "momentum": 0.0,
+        "effective_learning_rate": lr,
+        "decay_steps": 0,
+        "end_factor": 1.0,
+        "label_smoothing": 0.0,
+        "best_val_metric": 0.3,
+        "step_budget": 100,
+        "target_metric": "error",
+        "target_value": 0.4,
+        "target_direction": "minimize",
     }
 
 
 def test_best_trial_is_fewest_steps_ties_to_lowest_id_infeasible_never():
     trials = pd.DataFrame(
-        [trial(0, 50.0), trial(1, 30.0, lr=0.2), trial(2, 30.0, lr=0.3), trial(3, 10.0, status="infeasible"), trial(4, math.nan, "not_reached")]
+        [
+            trial(0, 50.0),
+            trial(1, 30.0, lr=0.2),
+            trial(2, 30.0, lr=0.3),
+            trial(3, 10.0, status="infeasible"),
+            trial(4, math.nan, "not_reached"),
+        ]
     )
     best = best_trials(trials).iloc[0]
     assert best["steps_to_result"] == 30 and best["best_trial"] == 1 and best["learning_rate"] == 0.2
@@ -71,9 +91,15 @@ def test_a_maximize_goal_is_interpolated_in_its_own_direction():
     steps, values = [0, 100, 200, 300], [0.10, 0.30, 0.45, 0.75]  # a metric to maximize, goal 0.5
     row = {**trial(0, 300.0), "best_val_metric": 0.75, "target_value": 0.5, "target_direction": "maximize"}
     best = best_trials(pd.DataFrame([row]))
-    curves = pd.DataFrame({"workload": "w", "optimizer": "sgd", "batch_size": 8, "trial_id": 0, "step": steps, "val_error": values})
+    curves = pd.DataFrame(
+        {"workload": "w", "optimizer": "sgd", "batch_size": 8, "trial_id": 0, "step": steps, "val_error": values}
+    )
     result = with_interpolated_steps(best, curves).iloc[0]
-    assert result["steps_interpolated"] == pytest.approx(reference_crossing(steps, values, 0.5, -1.0)) == pytest.approx(200 + 100 / 6)
+    assert (
+        result["steps_interpolated"]
+        == pytest.approx(reference_crossing(steps, values, 0.5, -1.0))
+        == pytest.approx(200 + 100 / 6)
+    )
     assert result["eval_interval"] == 100
     # ... and a minimize goal in its direction, on the mirrored curve
     mirrored = {**row, "best_val_metric": 0.25, "target_direction": "minimize"}

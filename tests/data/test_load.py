@@ -1,9 +1,10 @@
 """Loading a prepared dataset into memory: the decoded arrays are kept beside it for later jobs."""
+
 import shutil
 
 import numpy as np
 
-from batch_science.data.load import load, prepare
+from batch_science.data.load import load
 
 
 def _load(data_dir):

@@ -1,11 +1,11 @@
 """The paper's datasets through tensorflow-datasets, preprocessed, on tfds.testing.mock_data (no download)."""
+
 import numpy as np
 import pytest
 
-tfds = pytest.importorskip("tensorflow_datasets")
+from batch_science.data import preprocess, tfds_access
 
-from batch_science.data import preprocess  # noqa: E402
-from batch_science.data import tfds_access  # noqa: E402
+tfds = pytest.importorskip("tensorflow_datasets")
 
 
 def mock_arrays(spec, tmp_path, num_examples=24):
@@ -14,7 +14,10 @@ def mock_arrays(spec, tmp_path, num_examples=24):
         return preprocess.load_arrays(builder, spec, str(tmp_path))
 
 
-@pytest.mark.parametrize("name, shape, classes", [("mnist", (28, 28, 1), 10), ("fashion_mnist", (28, 28, 1), 10), ("cifar10", (32, 32, 3), 10)])
+@pytest.mark.parametrize(
+    "name, shape, classes",
+    [("mnist", (28, 28, 1), 10), ("fashion_mnist", (28, 28, 1), 10), ("cifar10", (32, 32, 3), 10)],
+)
 def test_small_image_datasets_are_standardised_per_channel_with_training_statistics(name, shape, classes, tmp_path):
     spec = {"name": name, "train_split": "train[:55000]", "validation_split": "train[55000:]", "train_examples": 20}
     arrays = mock_arrays(spec, tmp_path)
@@ -36,7 +39,9 @@ def test_training_fraction_keeps_the_leading_examples(tmp_path):
 
 
 def test_imagenet_images_of_any_size_are_resized_and_centre_cropped(tmp_path):
-    arrays = mock_arrays({"name": "imagenet2012", "validation_split": "validation", "image_size": 32}, tmp_path, num_examples=6)
+    arrays = mock_arrays(
+        {"name": "imagenet2012", "validation_split": "validation", "image_size": 32}, tmp_path, num_examples=6
+    )
     assert arrays.x_train.shape == (6, 32, 32, 3) and arrays.num_classes == 1000
     # A 50x100 horizontal gradient: shorter side 50 -> 20 / 0.875 = 23, width -> 46; the centre crop
     # starts at resized column (46 - 20) // 2 = 13, i.e. original column (13 + 0.5) * 100 / 46 - 0.5.
@@ -48,10 +53,18 @@ def test_imagenet_images_of_any_size_are_resized_and_centre_cropped(tmp_path):
 
 
 def test_lm1b_is_tokenised_into_next_token_windows(tmp_path):
-    spec = {"name": "lm1b", "validation_split": "test", "tokenizer": "subwords", "vocab_size": 300, "sequence_length": 16}
+    spec = {
+        "name": "lm1b",
+        "validation_split": "test",
+        "tokenizer": "subwords",
+        "vocab_size": 300,
+        "sequence_length": 16,
+    }
     arrays = mock_arrays(spec, tmp_path, num_examples=40)
     assert arrays.x_train.shape[1] == 16 and arrays.y_train.shape == arrays.x_train.shape
-    np.testing.assert_array_equal(arrays.x_train[:, 1:], arrays.y_train[:, :-1])  # targets are the inputs shifted by one
+    np.testing.assert_array_equal(
+        arrays.x_train[:, 1:], arrays.y_train[:, :-1]
+    )  # targets are the inputs shifted by one
     assert arrays.x_train.max() < arrays.num_classes
     assert (tmp_path / "lm1b_subwords300.subwords").exists()  # the vocabulary is built once and cached
 
@@ -82,7 +95,9 @@ def test_crop_flip_augmentation_is_stateless_and_keeps_pixels():
     flipped = preprocess.augment_batch(x, seeds, 7, "flip").numpy()
     for t in range(2):
         for b in range(3):
-            assert np.array_equal(flipped[t, b], x.numpy()[t, b]) or np.array_equal(flipped[t, b], x.numpy()[t, b, :, ::-1])
+            assert np.array_equal(flipped[t, b], x.numpy()[t, b]) or np.array_equal(
+                flipped[t, b], x.numpy()[t, b, :, ::-1]
+            )
 
 
 def test_a_dataset_without_supervised_keys_is_one_line_error():
@@ -98,7 +113,11 @@ def test_a_dataset_without_supervised_keys_is_one_line_error():
 
 
 def test_class_subset_keeps_the_first_classes_in_both_splits(tmp_path):
-    whole = mock_arrays({"name": "cifar10", "train_split": "train", "validation_split": "test"}, tmp_path, num_examples=60)
-    half = mock_arrays({"name": "cifar10", "train_split": "train", "validation_split": "test", "classes": 5}, tmp_path, num_examples=60)
+    whole = mock_arrays(
+        {"name": "cifar10", "train_split": "train", "validation_split": "test"}, tmp_path, num_examples=60
+    )
+    half = mock_arrays(
+        {"name": "cifar10", "train_split": "train", "validation_split": "test", "classes": 5}, tmp_path, num_examples=60
+    )
     assert half.num_classes == 5 and half.y_train.max() < 5 and half.y_validation.max() < 5
     assert len(half.y_train) == int((whole.y_train < 5).sum()) > 0

@@ -1,4 +1,5 @@
 """The paper's models: registered by name, the expected parameter counts, and a few steps of training lower the loss."""
+
 import numpy as np
 import pytest
 
@@ -8,11 +9,15 @@ from batch_science.models.registry import MODELS, get_model
 # model (3,274,634), ResNet-50 and VGG-11 as torchvision's resnet50 / vgg11 (25,557,032 and
 # 132,863,336). ResNet-8 and the language models are summed layer by layer here.
 RESNET_8 = (
-    3 * 3 * 3 * 16 + 2 * 16                                          # stem conv + batch norm
-    + 2 * (3 * 3 * 16 * 16 + 2 * 16)                                 # stage 1: two 3x3 convs
-    + (3 * 3 * 16 * 32 + 3 * 3 * 32 * 32 + 4 * 32) + (16 * 32 + 2 * 32)  # stage 2 + projection
-    + (3 * 3 * 32 * 64 + 3 * 3 * 64 * 64 + 4 * 64) + (32 * 64 + 2 * 64)  # stage 3 + projection
-    + 64 * 10 + 10                                                   # read-out
+    3 * 3 * 3 * 16
+    + 2 * 16  # stem conv + batch norm
+    + 2 * (3 * 3 * 16 * 16 + 2 * 16)  # stage 1: two 3x3 convs
+    + (3 * 3 * 16 * 32 + 3 * 3 * 32 * 32 + 4 * 32)
+    + (16 * 32 + 2 * 32)  # stage 2 + projection
+    + (3 * 3 * 32 * 64 + 3 * 3 * 64 * 64 + 4 * 64)
+    + (32 * 64 + 2 * 64)  # stage 3 + projection
+    + 64 * 10
+    + 10  # read-out
 )
 D, F, V = 512, 2048, 32768
 TRANSFORMER_BASE = V * D + 6 * (4 * (D * D + D) + 2 * 2 * D + (D * F + F) + (F * D + D)) + 2 * D
@@ -20,7 +25,12 @@ LSTM = V * 512 + 4 * 1024 * (512 + 1024 + 1) + 4 * 1024 * (1024 + 1024 + 1) + 10
 
 FULL_SIZE = [
     ({"name": "fully_connected", "depth": 1, "width": 1024}, (784,), 10, 784 * 1024 + 1024 + 1024 * 10 + 10),
-    ({"name": "fully_connected", "depth": 3, "width": 64}, (784,), 10, 784 * 64 + 64 + 2 * (64 * 64 + 64) + 64 * 10 + 10),
+    (
+        {"name": "fully_connected", "depth": 3, "width": 64},
+        (784,),
+        10,
+        784 * 64 + 64 + 2 * (64 * 64 + 64) + 64 * 10 + 10,
+    ),
     ({"name": "simple_cnn"}, (28, 28, 1), 10, 3_274_634),
     ({"name": "resnet_8"}, (32, 32, 3), 10, RESNET_8),
     ({"name": "resnet_50"}, (224, 224, 3), 1000, 25_557_032),
@@ -30,14 +40,20 @@ FULL_SIZE = [
 ]
 
 
-@pytest.mark.parametrize("spec, input_shape, num_classes, expected", FULL_SIZE, ids=lambda v: v["name"] if isinstance(v, dict) else None)
+@pytest.mark.parametrize(
+    "spec, input_shape, num_classes, expected", FULL_SIZE, ids=lambda v: v["name"] if isinstance(v, dict) else None
+)
 def test_full_size_parameter_count(spec, input_shape, num_classes, expected):
     model = get_model(spec)
     if hasattr(model, "parameter_count"):
         assert model.parameter_count(input_shape, num_classes) == expected
     else:
         assert sum(w.size for w in model.init(0, input_shape, num_classes)) == expected
-    assert model.flops_per_example(input_shape, num_classes) > 2 * expected * 0.5 or spec["name"] in ("vgg_11", "transformer_lm", "lstm_lm")
+    assert model.flops_per_example(input_shape, num_classes) > 2 * expected * 0.5 or spec["name"] in (
+        "vgg_11",
+        "transformer_lm",
+        "lstm_lm",
+    )
 
 
 def test_every_paper_model_is_registered_and_big_ones_train_one_trial_per_graph():
@@ -70,7 +86,11 @@ def small_batch(input_shape, num_classes, rng, batch=16):
     return x, rng.integers(0, num_classes, size=batch)
 
 
-@pytest.mark.parametrize("spec, input_shape, num_classes, n_trials, learning_rate", SMALL, ids=lambda v: v["name"] if isinstance(v, dict) else None)
+@pytest.mark.parametrize(
+    "spec, input_shape, num_classes, n_trials, learning_rate",
+    SMALL,
+    ids=lambda v: v["name"] if isinstance(v, dict) else None,
+)
 @pytest.mark.slow
 def test_few_steps_of_sgd_lower_every_trials_loss(spec, input_shape, num_classes, n_trials, learning_rate):
     import tensorflow as tf
@@ -90,8 +110,10 @@ def test_few_steps_of_sgd_lower_every_trials_loss(spec, input_shape, num_classes
         with tf.GradientTape() as tape:
             logits = model.apply(weights, x_trials, shared=False)
             broadcast = tf.broadcast_to(labels, logits.shape[1:-1])
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.broadcast_to(broadcast, logits.shape[:-1]), logits),
-                                  axis=list(range(1, len(logits.shape) - 1)))
+            loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(tf.broadcast_to(broadcast, logits.shape[:-1]), logits),
+                axis=list(range(1, len(logits.shape) - 1)),
+            )
             total = tf.reduce_sum(loss)
         gradients = tape.gradient(total, weights)
         missing = [w.shape for w, g in zip(weights, gradients) if g is None]
@@ -119,31 +141,56 @@ def test_simple_cnn_trains_in_the_engine(tmp_path):
     y = rng.integers(0, 3, size=240)
     x = (templates[y] + 0.5 * rng.normal(size=(240, 10, 10, 1))).astype(np.float32)
     arrays = Arrays(x[:200], y[:200].astype(np.int32), x[200:], y[200:].astype(np.int32), 3)
-    engine = Engine(get_model({"name": "simple_cnn", "filters": [4, 8], "dense": 16}), arrays, "momentum", batch_size=16)
-    trials = [dict(trial_id=i, learning_rate=lr, momentum=0.9, decay_steps=0, end_factor=1.0, label_smoothing=0.0,
-                   seed=7 + i, step_budget=30, eval_every=10) for i, lr in enumerate([0.01, 0.003])]
+    engine = Engine(
+        get_model({"name": "simple_cnn", "filters": [4, 8], "dense": 16}), arrays, "momentum", batch_size=16
+    )
+    trials = [
+        dict(
+            trial_id=i,
+            learning_rate=lr,
+            momentum=0.9,
+            decay_steps=0,
+            end_factor=1.0,
+            label_smoothing=0.0,
+            seed=7 + i,
+            step_budget=30,
+            eval_every=10,
+        )
+        for i, lr in enumerate([0.01, 0.003])
+    ]
     outcomes = engine.run(trials, Target("error", 0.0), group_size=2)
     for outcome in outcomes:
         losses = [row["val_cross_entropy"] for row in outcome.curve]
         assert outcome.status == "not_reached" and losses[-1] < losses[0]
 
 
-@pytest.mark.parametrize("spec, input_shape", [
-    ({"name": "simple_cnn", "filters": [3, 4], "dense": 8}, (8, 8, 1)),
-    ({"name": "resnet_8", "widths": [2, 4, 4], "ghost_batch_size": 2}, (8, 8, 3)),
-    ({"name": "transformer_lm", "layers": 1, "d_model": 8, "heads": 2, "d_ff": 8}, (5,)),
-])
+@pytest.mark.parametrize(
+    "spec, input_shape",
+    [
+        ({"name": "simple_cnn", "filters": [3, 4], "dense": 8}, (8, 8, 1)),
+        ({"name": "resnet_8", "widths": [2, 4, 4], "ghost_batch_size": 2}, (8, 8, 3)),
+        ({"name": "transformer_lm", "layers": 1, "d_model": 8, "heads": 2, "d_ff": 8}, (5,)),
+    ],
+)
 def test_trials_in_one_graph_equal_trials_alone(spec, input_shape):
     """Batch statistics and weights stay per trial: two trials together give what each gives alone."""
     import tensorflow as tf
 
     model = get_model(spec)
     rng = np.random.default_rng(3)
-    x = rng.integers(0, 7, size=(4, *input_shape)).astype(float) if len(input_shape) == 1 else rng.normal(size=(4, *input_shape))
+    x = (
+        rng.integers(0, 7, size=(4, *input_shape)).astype(float)
+        if len(input_shape) == 1
+        else rng.normal(size=(4, *input_shape))
+    )
     per_trial = [model.init(seed, input_shape, 7) for seed in (1, 2)]
     stacked = [tf.constant(np.stack(ws)) for ws in zip(*per_trial)]
     for shared, inputs in ((True, x), (False, np.stack([x, x[::-1]]))):
         together = model.apply(stacked, tf.constant(inputs), shared=shared).numpy()
         for t, weights in enumerate(per_trial):
-            alone = model.apply([tf.constant(w[None]) for w in weights], tf.constant(inputs if shared else inputs[t : t + 1]), shared=shared).numpy()[0]
+            alone = model.apply(
+                [tf.constant(w[None]) for w in weights],
+                tf.constant(inputs if shared else inputs[t : t + 1]),
+                shared=shared,
+            ).numpy()[0]
             np.testing.assert_allclose(together[t], alone, rtol=1e-10, atol=1e-12)

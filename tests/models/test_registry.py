@@ -1,4 +1,5 @@
 """Built-in models: parameter counts, shapes with a trial axis, one trial's init independent of others."""
+
 import numpy as np
 import pytest
 

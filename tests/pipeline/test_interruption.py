@@ -7,6 +7,7 @@ trial is finished and the next is checkpointed past step 0, then rerun. The fini
 must survive untouched, each rerun must train only the rest and resume the interrupted trial at
 its saved step, and the final tables must equal those of an uninterrupted run.
 """
+
 import json
 import os
 import re
@@ -18,8 +19,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from batch_science.tables import CURVE_KEYS
+from batch_science.tables import partial_trial as partial_path
 from batch_science.tables import trial_checkpoint as checkpoint_dir
-from batch_science.tables import CURVE_KEYS, partial_trial as partial_path
 from conftest import REPO, SNAKEMAKE, TINY_CONFIG, run_snakemake, signalled_study, wait_for
 
 pytestmark = pytest.mark.slow
@@ -75,7 +77,9 @@ def tune_process(snakemake_pid: int) -> int | None:
 def checkpoint_step(workdir: Path, trial_id: int) -> int | None:
     """The step of the trial's newest complete checkpoint, if any."""
     steps = []
-    for state in checkpoint_dir(workdir / "results" / STUDY / "partial" / KILLED_STUDY, trial_id).glob("step_*/state.json"):
+    for state in checkpoint_dir(workdir / "results" / STUDY / "partial" / KILLED_STUDY, trial_id).glob(
+        "step_*/state.json"
+    ):
         try:
             steps.append(json.loads(state.read_text())["step"])
         except OSError:  # removed by the job meanwhile: a newer save exists
@@ -86,11 +90,20 @@ def checkpoint_step(workdir: Path, trial_id: int) -> int | None:
 def run_and_kill_mid_trial(workdir: Path, config_path: Path, trial_id: int, signum: int) -> subprocess.CompletedProcess:
     """Run the study; once trial `trial_id` of the killed study is on disk and the next one is
     checkpointed past step 0, send `signum` to its tune job."""
-    command = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *snakemake_args(config_path)]
+    command = [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *snakemake_args(config_path),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     partial = partial_path(workdir / "results" / STUDY / "partial" / KILLED_STUDY, trial_id)
     wait_for(partial.exists, f"a partial file {partial.name}", process)
-    wait_for(lambda: (checkpoint_step(workdir, trial_id + 1) or 0) > 0, f"a checkpoint of trial {trial_id + 1}", process)
+    wait_for(
+        lambda: (checkpoint_step(workdir, trial_id + 1) or 0) > 0, f"a checkpoint of trial {trial_id + 1}", process
+    )
     pid = wait_for(lambda: tune_process(process.pid), "a tune process", process)
     os.kill(pid, signum)
     out, err = process.communicate(timeout=600)
@@ -120,7 +133,9 @@ def test_killed_tune_job_keeps_finished_trials_and_resumes_the_interrupted_one(t
     assert first.returncode != 0, "the killed job should have failed the run"
     kept = partial_files(interrupted)
     assert [p.name for p in kept] == [partial_path("", 0).name]
-    stopped = re.search(r"stopped by SIGTERM .* 1 checkpointed mid-trial \(trial 1 at step (\d+)\)", tune_log(interrupted))
+    stopped = re.search(
+        r"stopped by SIGTERM .* 1 checkpointed mid-trial \(trial 1 at step (\d+)\)", tune_log(interrupted)
+    )
     assert stopped, tune_log(interrupted)
     step = int(stopped.group(1))
     assert checkpoint_step(interrupted, 1) == step > 0
@@ -147,7 +162,9 @@ def test_killed_tune_job_keeps_finished_trials_and_resumes_the_interrupted_one(t
     run_snakemake(interrupted, *snakemake_args(config_path))
     assert "3 trials, 2 already finished, 1 to train" in tune_log(interrupted)
     assert f"trial 2 resumed at step {step} of 5000" in tune_log(interrupted)
-    assert snapshot(kept) == {name: value for name, value in snapshot(partial_files(interrupted)).items() if name in before}
+    assert snapshot(kept) == {
+        name: value for name, value in snapshot(partial_files(interrupted)).items() if name in before
+    }
     assert not stale.exists() and not half_saved.exists()
     assert not list(kept[0].parent.glob("*.checkpoint")), "checkpoints of finished trials are deleted"
 

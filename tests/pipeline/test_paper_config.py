@@ -1,12 +1,13 @@
 """config/paper.yaml: the paper's studies, goals and search spaces; its dry run lists the jobs the design implies."""
+
 import re
 from pathlib import Path
 
 import pytest
 
 from batch_science.config import shard_count, studies
-from batch_science.tuning.study_config import load_config
 from batch_science.models.registry import get_model
+from batch_science.tuning.study_config import load_config
 
 PAPER_CONFIG = Path(__file__).resolve().parents[2] / "config" / "paper.yaml"
 POW2 = lambda low, high: [2**i for i in range(low, high + 1)]  # noqa: E731
@@ -23,12 +24,30 @@ RELEASE = {
     "lm1b/lstm": {"nesterov_momentum": [16, 64, 256, 1024, 4096, 16384, 32768]},
     "lm1b/transformer_base": {"nesterov_momentum": POW2(4, 15)},
     "lm1b/transformer_narrow_and_shallow": {"nesterov_momentum": POW2(4, 15)},
-    "lm1b/transformer_shallow": {"momentum": [32, 128, 512, 2048, 8192, 32768], "nesterov_momentum": POW2(4, 15), "sgd": [32, 128, 512, 2048, 8192]},
+    "lm1b/transformer_shallow": {
+        "momentum": [32, 128, 512, 2048, 8192, 32768],
+        "nesterov_momentum": POW2(4, 15),
+        "sgd": [32, 128, 512, 2048, 8192],
+    },
     "lm1b/transformer_wide": {"nesterov_momentum": POW2(4, 15)},
-    **{f"mnist/fc_{name}": {"sgd": POW2(0, 15) + [55000]} for name in
-       ["1024", "1024_1024", "1024_1024_1024", "128_128_128", "2048_2048_2048", "256_256_256", "512_512_512", "64_64_64"]},
-    "mnist/simple_cnn_base": {"momentum": POW2(0, 15) + [55000], "nesterov_momentum": [1, 2, 8, 32, 128, 512, 2048, 8192, 32768, 55000],
-                              "sgd": POW2(0, 15) + [55000]},
+    **{
+        f"mnist/fc_{name}": {"sgd": POW2(0, 15) + [55000]}
+        for name in [
+            "1024",
+            "1024_1024",
+            "1024_1024_1024",
+            "128_128_128",
+            "2048_2048_2048",
+            "256_256_256",
+            "512_512_512",
+            "64_64_64",
+        ]
+    },
+    "mnist/simple_cnn_base": {
+        "momentum": POW2(0, 15) + [55000],
+        "nesterov_momentum": [1, 2, 8, 32, 128, 512, 2048, 8192, 32768, 55000],
+        "sgd": POW2(0, 15) + [55000],
+    },
     "mnist/simple_cnn_narrow": {"sgd": POW2(0, 15) + [55000]},
     "mnist/simple_cnn_wide": {"sgd": POW2(0, 15)},
     "mnist_subsets/mnist_6875/simple_cnn_base": {"nesterov_momentum": POW2(0, 12) + [6875]},
@@ -37,9 +56,22 @@ RELEASE = {
     "mnist_subsets/mnist_55000/simple_cnn_base": {"nesterov_momentum": POW2(0, 15) + [55000]},
 }
 OPTIMIZERS = {"sgd": "sgd", "momentum": "momentum", "nesterov": "nesterov_momentum"}
-DATASET_FOLDERS = {"mnist": "mnist", "fashion_mnist": "fashion_mnist", "cifar10": "cifar_10", "imagenet2012": "imagenet", "lm1b": "lm1b"}
-FIGURE_1_GOALS = {"mnist/simple_cnn_base": 0.01, "fashion_mnist/simple_cnn_base": 0.1, "cifar_10/resnet_8": 0.3, "imagenet/resnet_50": 0.25,
-                  "imagenet/vgg_11": 0.35, "lm1b/transformer_base": 3.9, "lm1b/lstm": 3.9}
+DATASET_FOLDERS = {
+    "mnist": "mnist",
+    "fashion_mnist": "fashion_mnist",
+    "cifar10": "cifar_10",
+    "imagenet2012": "imagenet",
+    "lm1b": "lm1b",
+}
+FIGURE_1_GOALS = {
+    "mnist/simple_cnn_base": 0.01,
+    "fashion_mnist/simple_cnn_base": 0.1,
+    "cifar_10/resnet_8": 0.3,
+    "imagenet/resnet_50": 0.25,
+    "imagenet/vgg_11": 0.35,
+    "lm1b/transformer_base": 3.9,
+    "lm1b/lstm": 3.9,
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +82,9 @@ def paper():
 def release_folder(name: str, workload: dict) -> str:
     """The release study folder a config workload reproduces, from its dataset and name."""
     dataset = workload["dataset"]
-    model = re.sub(r"^(mnist_\d+|mnist|fashion_mnist|cifar10|imagenet_half_images|imagenet_half_classes|imagenet|lm1b)_", "", name)
+    model = re.sub(
+        r"^(mnist_\d+|mnist|fashion_mnist|cifar10|imagenet_half_images|imagenet_half_classes|imagenet|lm1b)_", "", name
+    )
     model = re.sub(r"_(nesterov|momentum|sgd)$", "", model)
     if dataset.get("train_examples"):
         return f"mnist_subsets/mnist_{dataset['train_examples']}/{model}"
@@ -68,7 +102,11 @@ def test_paper_config_has_exactly_the_release_studies_it_can_express(paper):
             key = (release_folder(name, workload), OPTIMIZERS[optimizer])
             assert key not in ours, f"{name}: study folder {key} repeated"
             ours[key] = sorted(workload["batch_sizes"])
-    expected = {(folder, optimizer): sorted(sizes) for folder, by_optimizer in RELEASE.items() for optimizer, sizes in by_optimizer.items()}
+    expected = {
+        (folder, optimizer): sorted(sizes)
+        for folder, by_optimizer in RELEASE.items()
+        for optimizer, sizes in by_optimizer.items()
+    }
     assert ours == expected
     assert len(studies(paper)) == sum(len(sizes) for sizes in expected.values()) == 418
 

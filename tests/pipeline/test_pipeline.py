@@ -1,4 +1,5 @@
 """End to end: the tiny study through Snakemake, checking what the outputs say."""
+
 import platform
 
 import numpy as np
@@ -23,7 +24,13 @@ def test_steps_to_result_follow_from_the_curves(tiny_results, tiny_config):
     assert set(trials["status"]) <= {"reached", "not_reached", "infeasible"}
     for _, row in steps.iterrows():
         study = (curves["optimizer"] == row["optimizer"]) & (curves["batch_size"] == row["batch_size"])
-        infeasible = set(trials[(trials["optimizer"] == row["optimizer"]) & (trials["batch_size"] == row["batch_size"]) & (trials["status"] == "infeasible")]["trial_id"])
+        infeasible = set(
+            trials[
+                (trials["optimizer"] == row["optimizer"])
+                & (trials["batch_size"] == row["batch_size"])
+                & (trials["status"] == "infeasible")
+            ]["trial_id"]
+        )
         per_trial = {
             trial_id: trial_steps_to_result(curve, "error", workload["target"]["value"])
             for trial_id, curve in curves[study].groupby("trial_id")
@@ -55,9 +62,23 @@ def test_tables_carry_provenance(tiny_results, tiny_config):
 def test_fits_and_figures(tiny_results):
     results = tiny_results / "results" / "tiny"
     fits = pd.read_csv(results / "fits.csv")
-    assert {"s_min", "s_min_lo", "s_min_hi", "b_crit", "b_crit_lo", "b_crit_hi", "b_perfect_end", "b_max_useful"} <= set(fits.columns)
+    assert {
+        "s_min",
+        "s_min_lo",
+        "s_min_hi",
+        "b_crit",
+        "b_crit_lo",
+        "b_crit_hi",
+        "b_perfect_end",
+        "b_max_useful",
+    } <= set(fits.columns)
     assert len(fits) == 2 and (fits["s_min"] > 0).all()
-    for name in ["steps_to_result", "learning_rate", "metaparameters/mnist1d_mlp_sgd", "metaparameters/mnist1d_mlp_nesterov"]:
+    for name in [
+        "steps_to_result",
+        "learning_rate",
+        "metaparameters/mnist1d_mlp_sgd",
+        "metaparameters/mnist1d_mlp_nesterov",
+    ]:
         assert (results / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (results / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
 

@@ -9,6 +9,7 @@ its trial in flight, stop, and resume it in the retry; grouping must pack tune j
 jobs, the results must equal a local run's, and every daemon must be stopped at the end. Needs
 root: run `make test-slurm`.
 """
+
 import json
 import os
 import re
@@ -22,8 +23,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from batch_science.tables import trial_checkpoint as checkpoint_dir
 from batch_science.tables import partial_trial as partial_path
+from batch_science.tables import trial_checkpoint as checkpoint_dir
 from conftest import REPO, SNAKEMAKE, TINY_CONFIG, run_snakemake, signalled_study, wait_for
 
 pytestmark = [
@@ -112,9 +113,20 @@ def local_run(tmp_path_factory, study_config):
 
 def slurm_snakemake(cluster, workdir, study_config, *args):
     """`snakemake --profile slurm`, run from the repository root as a user would."""
-    command = [*SNAKEMAKE, *args, "--profile", "slurm", "--directory", str(workdir),
-               "--configfile", str(TINY_CONFIG), str(study_config)]
-    return subprocess.Popen(command, cwd=REPO, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    command = [
+        *SNAKEMAKE,
+        *args,
+        "--profile",
+        "slurm",
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(TINY_CONFIG),
+        str(study_config),
+    ]
+    return subprocess.Popen(
+        command, cwd=REPO, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def finish(process: subprocess.Popen, timeout: float = 900) -> str:
@@ -167,7 +179,9 @@ def slurm_run(cluster, local_run, study_config, tmp_path_factory):
 
     def running_job(comment):
         if not job_ids.get(comment):
-            job_ids[comment] = next((j["id"] for j in cluster.jobs() if j["comment"] == comment and j["state"] == "RUNNING"), None)
+            job_ids[comment] = next(
+                (j["id"] for j in cluster.jobs() if j["comment"] == comment and j["state"] == "RUNNING"), None
+            )
         return job_ids[comment]
 
     def cancel_and_signal_when_ready():
@@ -182,7 +196,12 @@ def slurm_run(cluster, local_run, study_config, tmp_path_factory):
         if "signal" not in done and running_job(SIGNALLED_COMMENT) and checkpointed_mid_trial(partial_dir, (2, 3)):
             cluster.run("scancel", "--signal=USR1", job_ids[SIGNALLED_COMMENT])
             done["signal"] = None
-        if "signal" in done and "stopped_log" not in done and signalled_log.exists() and "stopped by" in signalled_log.read_text():
+        if (
+            "signal" in done
+            and "stopped_log" not in done
+            and signalled_log.exists()
+            and "stopped by" in signalled_log.read_text()
+        ):
             done["stopped_log"] = signalled_log.read_text()
         return len(done) == 3
 
@@ -230,7 +249,9 @@ def test_cancelled_tune_job_is_resubmitted_and_trains_only_unfinished_trials(slu
     assert "trial_00000.parquet" in slurm_run.kept_at_cancel
     study, shard = CANCELLED_SHARD
     partial_dir = slurm_run.workdir / "results" / STUDY / "partial" / study
-    now = {name: (p.stat().st_mtime_ns, p.read_bytes()) for name in slurm_run.kept_at_cancel for p in [partial_dir / name]}
+    now = {
+        name: (p.stat().st_mtime_ns, p.read_bytes()) for name in slurm_run.kept_at_cancel for p in [partial_dir / name]
+    }
     assert now == slurm_run.kept_at_cancel, "a trial finished before scancel was retrained"
     log = (slurm_run.workdir / "logs" / "tune" / STUDY / study / f"shard{shard}.log").read_text()
     assert f"2 trials, {kept} already finished, {2 - kept} to train" in log
@@ -238,7 +259,9 @@ def test_cancelled_tune_job_is_resubmitted_and_trains_only_unfinished_trials(slu
 
 def test_signalled_tune_job_checkpoints_its_trial_in_flight_and_the_retry_resumes_it(slurm_run):
     # SIGUSR1 went to the job's steps: through the plugin's srun it reached the Python tune process.
-    stopped = re.search(r"stopped by SIGUSR1 .* 1 checkpointed mid-trial \(trial (\d) at step (\d+)\)", slurm_run.signalled_log)
+    stopped = re.search(
+        r"stopped by SIGUSR1 .* 1 checkpointed mid-trial \(trial (\d) at step (\d+)\)", slurm_run.signalled_log
+    )
     assert stopped, slurm_run.signalled_log
     trial_id, step = map(int, stopped.groups())
     states = [j["state"] for j in slurm_run.jobs if j["comment"] == SIGNALLED_COMMENT]
@@ -263,11 +286,15 @@ def test_grouping_packs_tune_jobs_into_fewer_slurm_jobs(cluster, local_run, slur
     workdir = tmp_path_factory.mktemp("grouped")
     shards = [f"results/{STUDY}/trials/mnist1d_mlp/sgd/b512/shard{s}.parquet" for s in (0, 1)]
     known = {j["id"] for j in cluster.jobs()}
-    process = slurm_snakemake(cluster, workdir, study_config, *shards, "--groups", "tune=tune", "--group-components", "tune=2")
+    process = slurm_snakemake(
+        cluster, workdir, study_config, *shards, "--groups", "tune=tune", "--group-components", "tune=2"
+    )
     finish(process)
     new = [j for j in cluster.jobs() if j["id"] not in known]
     assert [j["state"] for j in new] == ["COMPLETED"], f"2 tune jobs should make 1 SLURM job: {new}"
     details = cluster.job_details(new[0]["id"])
     assert "TresPerJob=gres:gpu:1" in details, details  # the group runs its tune jobs one after another on one GPU
     for shard in shards:
-        pd.testing.assert_frame_equal(pd.read_parquet(workdir / shard), pd.read_parquet(local_run / shard), check_exact=True)
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(workdir / shard), pd.read_parquet(local_run / shard), check_exact=True
+        )

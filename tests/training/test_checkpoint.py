@@ -4,6 +4,7 @@ rerun resumes them at their saved step with exactly the curve of an uninterrupte
 Real tune jobs in this process (float64, one trial per graph), real signals sent to it, real
 tf.train.Checkpoint files; the Snakemake-level kills (SIGTERM, SIGKILL) are in test_interruption.py.
 """
+
 import json
 import os
 import re
@@ -14,7 +15,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from batch_science.tables import trial_checkpoint as checkpoint_dir
 from batch_science.config import Study
 from batch_science.tuning.tune_job import run_tune_job
 from conftest import SIGNALLED_STEP_BUDGET
@@ -27,12 +27,23 @@ STUDY = Study("mnist1d_mlp", "nesterov", 32)  # 5000 steps a trial, evaluated ev
 @pytest.fixture(scope="module")
 def config(tiny_config, mnist1d_data_dir):
     workloads = {name: dict(w, step_budget=SIGNALLED_STEP_BUDGET) for name, w in tiny_config["workloads"].items()}
-    return dict(tiny_config, data_dir=mnist1d_data_dir, precision="float64", trials_per_graph=1, checkpoint_minutes=0.002,
-                stop_at_target=False, workloads=workloads)  # every trial trains its 5000 steps: time to stop it mid-trial
+    return dict(
+        tiny_config,
+        data_dir=mnist1d_data_dir,
+        precision="float64",
+        trials_per_graph=1,
+        checkpoint_minutes=0.002,
+        stop_at_target=False,
+        workloads=workloads,
+    )  # every trial trains its 5000 steps: time to stop it mid-trial
 
 
 def outputs(folder: Path) -> dict:
-    return dict(trials_out=str(folder / "trials.parquet"), curves_out=str(folder / "curves.parquet"), partial_dir=str(folder / "partial"))
+    return dict(
+        trials_out=str(folder / "trials.parquet"),
+        curves_out=str(folder / "curves.parquet"),
+        partial_dir=str(folder / "partial"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +88,9 @@ def run_until_checkpointed_then_signal(config, folder: Path, signum: int):
 
 def assert_tables_equal(folder: Path, reference: Path) -> None:
     for table in ("trials.parquet", "curves.parquet"):
-        pd.testing.assert_frame_equal(pd.read_parquet(folder / table), pd.read_parquet(reference / table), check_exact=True, obj=table)
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(folder / table), pd.read_parquet(reference / table), check_exact=True, obj=table
+        )
 
 
 def test_sigusr1_checkpoints_trials_in_flight_and_the_rerun_resumes_them_exactly(config, reference, tmp_path, caplog):
@@ -92,7 +105,9 @@ def test_sigusr1_checkpoints_trials_in_flight_and_the_rerun_resumes_them_exactly
     caplog.clear()
     run_tune_job(config, STUDY, 0, **outputs(tmp_path))
     assert f"trial {trial_id} resumed at step {step} of 5000" in caplog.text
-    assert not list(Path(outputs(tmp_path)["partial_dir"]).glob("*.checkpoint")), "a finished trial's checkpoint is deleted"
+    assert not list(Path(outputs(tmp_path)["partial_dir"]).glob("*.checkpoint")), (
+        "a finished trial's checkpoint is deleted"
+    )
     curves = pd.read_parquet(tmp_path / "curves.parquet")
     assert not curves.duplicated(["trial_id", "step"]).any()
     assert_tables_equal(tmp_path, reference)

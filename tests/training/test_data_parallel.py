@@ -2,6 +2,7 @@
 one-device engine with the same global batch and seed: MirroredStrategy over two logical CPUs, in
 a study run by Snakemake, and MultiWorkerMirroredStrategy over two worker processes that find each
 other as SLURM tasks do (SlurmClusterResolver reading SLURM_* variables)."""
+
 import json
 import os
 import socket
@@ -41,7 +42,7 @@ for precision, optimizer in (("float64", "nesterov"), ("float32", "sgd")):
     engine = Engine(get_model({"name": "mlp", "hidden": [32]}), arrays, optimizer, batch_size=64, precision=precision)
     one = engine.run([trial], target, group_size=1)[0]
     two = data_parallel.DataParallelTrial(engine, strategy).run(trial, target)
-    results[precision] = {"one": [one.status, one.steps_to_result, one.curve], "two": [two.status, two.steps_to_result, two.curve]}
+    results[precision] = {name: [o.status, o.steps_to_result, o.curve] for name, o in (("one", one), ("two", two))}
 print(json.dumps(results))
 """
 
@@ -50,7 +51,10 @@ print(json.dumps(results))
 def one_and_two_devices(mnist1d_data_dir) -> dict:
     """Nesterov in float64 and SGD in float32, each on the engine and on two mirrored replicas."""
     result = subprocess.run(
-        [sys.executable, "-c", TRAIN_ON_ONE_AND_TWO_DEVICES, mnist1d_data_dir], capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", TRAIN_ON_ONE_AND_TWO_DEVICES, mnist1d_data_dir],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -73,7 +77,12 @@ def test_two_devices_give_the_one_device_result(one_and_two_devices, precision, 
 # up to summation order: batch size 256 is the large batch trained data-parallel.
 LARGE_BATCH = 256
 STUDY_PATH = f"mnist1d_mlp/nesterov/b{LARGE_BATCH}"
-ONE_STUDY = {"precision": "float64", "trials": 4, "trials_per_job": 4, "workloads": {"mnist1d_mlp": {"optimizers": ["nesterov"]}}}
+ONE_STUDY = {
+    "precision": "float64",
+    "trials": 4,
+    "trials_per_job": 4,
+    "workloads": {"mnist1d_mlp": {"optimizers": ["nesterov"]}},
+}
 
 
 def study_overrides(folder: Path, name: str, **overrides) -> Path:
@@ -85,7 +94,15 @@ def study_overrides(folder: Path, name: str, **overrides) -> Path:
 
 def run_study(workdir: Path, overrides: Path, study: str) -> Path:
     # The target first: --configfile takes every argument after it.
-    run_snakemake(workdir, f"results/{study}/steps_to_result.csv", "--cores", "2", "--configfile", str(TINY_CONFIG), str(overrides))
+    run_snakemake(
+        workdir,
+        f"results/{study}/steps_to_result.csv",
+        "--cores",
+        "2",
+        "--configfile",
+        str(TINY_CONFIG),
+        str(overrides),
+    )
     return workdir / "results" / study
 
 
@@ -94,7 +111,10 @@ def one_device_study(tmp_path_factory, prepared_data_dir) -> Path:
     """The large batch size's study on one device (the engine), as if data_parallel were off."""
     workdir = tmp_path_factory.mktemp("one_device")
     overrides = study_overrides(
-        workdir, "one_device", data_dir=prepared_data_dir, workloads={"mnist1d_mlp": {"batch_sizes": [LARGE_BATCH], "optimizers": ["nesterov"]}}
+        workdir,
+        "one_device",
+        data_dir=prepared_data_dir,
+        workloads={"mnist1d_mlp": {"batch_sizes": [LARGE_BATCH], "optimizers": ["nesterov"]}},
     )
     return run_study(workdir, overrides, "one_device")
 
@@ -104,12 +124,19 @@ def assert_same_trials(trials: pd.DataFrame, reference: pd.DataFrame, tolerance:
     trials, reference = (t.sort_values("trial_id").reset_index(drop=True) for t in (trials, reference))
     pd.testing.assert_frame_equal(trials[keys], reference[keys])
     assert (reference["status"] == "reached").any(), "the comparison should include trials that reach the target"
-    assert trials["best_val_metric"].to_numpy() == pytest.approx(reference["best_val_metric"].to_numpy(), rel=tolerance, abs=tolerance)
+    assert trials["best_val_metric"].to_numpy() == pytest.approx(
+        reference["best_val_metric"].to_numpy(), rel=tolerance, abs=tolerance
+    )
 
 
-def test_large_batch_study_trains_data_parallel_with_the_one_device_result(tmp_path, prepared_data_dir, one_device_study):
+def test_large_batch_study_trains_data_parallel_with_the_one_device_result(
+    tmp_path, prepared_data_dir, one_device_study
+):
     overrides = study_overrides(
-        tmp_path, "data_parallel", data_dir=prepared_data_dir, data_parallel={"min_batch_size": LARGE_BATCH, "devices": 2}
+        tmp_path,
+        "data_parallel",
+        data_dir=prepared_data_dir,
+        data_parallel={"min_batch_size": LARGE_BATCH, "devices": 2},
     )
     results = run_study(tmp_path, overrides, "data_parallel")
 
@@ -120,14 +147,21 @@ def test_large_batch_study_trains_data_parallel_with_the_one_device_result(tmp_p
 
     steps = pd.read_csv(results / "steps_to_result.csv").set_index("batch_size")
     reference = pd.read_csv(one_device_study / "steps_to_result.csv").set_index("batch_size")
-    assert steps.loc[LARGE_BATCH, ["steps_to_result", "best_trial"]].tolist() == reference.loc[LARGE_BATCH, ["steps_to_result", "best_trial"]].tolist()
+    assert (
+        steps.loc[LARGE_BATCH, ["steps_to_result", "best_trial"]].tolist()
+        == reference.loc[LARGE_BATCH, ["steps_to_result", "best_trial"]].tolist()
+    )
     trials = pd.read_parquet(results / "trials.parquet")
-    assert_same_trials(trials[trials["batch_size"] == LARGE_BATCH], pd.read_parquet(one_device_study / "trials.parquet"))
+    assert_same_trials(
+        trials[trials["batch_size"] == LARGE_BATCH], pd.read_parquet(one_device_study / "trials.parquet")
+    )
     curves = pd.read_parquet(results / "curves.parquet")
     curves = curves[curves["batch_size"] == LARGE_BATCH].sort_values(["trial_id", "step"])
     reference_curves = pd.read_parquet(one_device_study / "curves.parquet").sort_values(["trial_id", "step"])
     assert curves["step"].tolist() == reference_curves["step"].tolist()
-    assert curves["val_cross_entropy"].to_numpy() == pytest.approx(reference_curves["val_cross_entropy"].to_numpy(), rel=1e-9)
+    assert curves["val_cross_entropy"].to_numpy() == pytest.approx(
+        reference_curves["val_cross_entropy"].to_numpy(), rel=1e-9
+    )
 
 
 def free_port_pair() -> int:
@@ -153,8 +187,12 @@ def test_two_worker_processes_give_the_one_device_result(tmp_path, prepared_data
     config["data_parallel"] = {"min_batch_size": LARGE_BATCH, "nodes": 2, "devices": 1, "port": free_port_pair()}
     partial_dir, out = tmp_path / "partial", tmp_path / "out"
     job = {
-        "config": check_study(config), "study": {"workload": "mnist1d_mlp", "optimizer": "nesterov", "batch_size": LARGE_BATCH},
-        "shard": 0, "trials_out": str(out / "trials.parquet"), "curves_out": str(out / "curves.parquet"), "partial_dir": str(partial_dir),
+        "config": check_study(config),
+        "study": {"workload": "mnist1d_mlp", "optimizer": "nesterov", "batch_size": LARGE_BATCH},
+        "shard": 0,
+        "trials_out": str(out / "trials.parquet"),
+        "curves_out": str(out / "curves.parquet"),
+        "partial_dir": str(partial_dir),
     }
     job_path = tmp_path / "job.json"
     job_path.write_text(json.dumps(job))
@@ -164,7 +202,10 @@ def test_two_worker_processes_give_the_one_device_result(tmp_path, prepared_data
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "batch_science.tuning.launcher", str(job_path)],
-            env={**environment, **slurm, "SLURM_PROCID": str(rank)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**environment, **slurm, "SLURM_PROCID": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for rank in range(2)
     ]
@@ -174,4 +215,6 @@ def test_two_worker_processes_give_the_one_device_result(tmp_path, prepared_data
 
     assert_same_trials(pd.read_parquet(out / "trials.parquet"), pd.read_parquet(one_device_study / "trials.parquet"))
     assert len(list(partial_dir.glob("trial_*.parquet"))) == 4
-    assert "done in" in logs[0] and "done in" not in logs[1], "the first worker writes the tables, the other only trains"
+    assert "done in" in logs[0] and "done in" not in logs[1], (
+        "the first worker writes the tables, the other only trains"
+    )

@@ -1,14 +1,15 @@
 """The training engine: results independent of grouping, batches from the seed alone, models' maths."""
+
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
+from batch_science.models.trial_axis import Cnn1d, Mlp
 from batch_science.training.device import core_cache_bytes
 from batch_science.training.engine import Engine, auto_group_size
 from batch_science.trials import INFEASIBLE, NOT_REACHED, REACHED, Target
-from batch_science.models.trial_axis import Cnn1d, Mlp
 
 # Learning rates that make a study's three fates: diverge, reach the target, stay short of it.
 LEARNING_RATES = [3e-4, 3e-3, 0.03, 0.1, 0.3, 30.0, 100.0]
@@ -17,21 +18,32 @@ TARGET = Target("error", 0.6)
 
 def make_trials(budget=200, eval_every=20):
     return [
-        {"trial_id": i, "seed": 1000 + i, "learning_rate": lr, "momentum": 0.9, "decay_steps": 150, "end_factor": 0.1,
-         "label_smoothing": 0.1 * (i % 2), "step_budget": budget, "eval_every": eval_every}
+        {
+            "trial_id": i,
+            "seed": 1000 + i,
+            "learning_rate": lr,
+            "momentum": 0.9,
+            "decay_steps": 150,
+            "end_factor": 0.1,
+            "label_smoothing": 0.1 * (i % 2),
+            "step_budget": budget,
+            "eval_every": eval_every,
+        }
         for i, lr in enumerate(LEARNING_RATES)
     ]
 
 
 @pytest.fixture(scope="module")
 def arrays(mnist1d_data_dir):
-    from batch_science.data.load import load, prepare
+    from batch_science.data.load import load
 
     return load({"name": "mnist1d"}, mnist1d_data_dir)
 
 
 def summary(outcomes):
-    return [(o.trial["trial_id"], o.status, o.steps_to_result, o.final_step, [p["step"] for p in o.curve]) for o in outcomes]
+    return [
+        (o.trial["trial_id"], o.status, o.steps_to_result, o.final_step, [p["step"] for p in o.curve]) for o in outcomes
+    ]
 
 
 @pytest.mark.slow
@@ -72,7 +84,11 @@ def test_model_limited_to_one_trial_per_graph_runs_each_trial_in_one_reused_grap
 def referencebatch_indices(seeds, step, batch_size, n_examples):
     """The batch hash in plain int64 numpy: (seed, step, slot) -> example."""
     mask = 0xFFFFFFFF
-    x = (np.asarray(seeds, np.int64)[:, None] * 0x9E3779B1 + step * 0x85EBCA77 + np.arange(batch_size)[None, :] * 0xC2B2AE3D) & mask
+    x = (
+        np.asarray(seeds, np.int64)[:, None] * 0x9E3779B1
+        + step * 0x85EBCA77
+        + np.arange(batch_size)[None, :] * 0xC2B2AE3D
+    ) & mask
     for shift, multiplier in ((16, 0x7FEB352D), (15, 0x846CA68B)):
         x = ((x ^ (x >> shift)) * multiplier) & mask
     return (x ^ (x >> 16)) % n_examples

@@ -1,14 +1,15 @@
 """Training outcomes: divergence is data, not a crash; same seed, same results; resume loses nothing."""
+
 import math
 
 import pandas as pd
 import pytest
 
 from batch_science.config import Study
-from batch_science.training.engine import Engine
-from batch_science.trials import INFEASIBLE, Target
 from batch_science.models.registry import get_model
 from batch_science.tables import partial_trial as partial_path
+from batch_science.training.engine import Engine
+from batch_science.trials import INFEASIBLE, Target
 from batch_science.tuning.tune_job import run_tune_job
 
 pytestmark = pytest.mark.slow
@@ -16,15 +17,24 @@ pytestmark = pytest.mark.slow
 
 def make_trials(learning_rates, budget=60, eval_every=20):
     return [
-        dict(trial_id=i, learning_rate=lr, momentum=0.9, decay_steps=0, end_factor=1.0, label_smoothing=0.0,
-             seed=100 + i, step_budget=budget, eval_every=eval_every)
+        dict(
+            trial_id=i,
+            learning_rate=lr,
+            momentum=0.9,
+            decay_steps=0,
+            end_factor=1.0,
+            label_smoothing=0.0,
+            seed=100 + i,
+            step_budget=budget,
+            eval_every=eval_every,
+        )
         for i, lr in enumerate(learning_rates)
     ]
 
 
 @pytest.fixture(scope="module")
 def engine(mnist1d_data_dir):
-    from batch_science.data.load import load, prepare
+    from batch_science.data.load import load
 
     arrays = load({"name": "mnist1d"}, mnist1d_data_dir)
     return Engine(get_model({"name": "mlp", "hidden": [32]}), arrays, "momentum", batch_size=64)
@@ -57,7 +67,11 @@ def test_reached_trial_stops_at_its_first_evaluation_past_the_target(engine):
 def test_rerun_trains_only_unfinished_trials(tiny_config, mnist1d_data_dir, tmp_path):
     config = dict(tiny_config, data_dir=mnist1d_data_dir)
     study = Study("mnist1d_mlp", "sgd", 256)
-    outputs = dict(trials_out=str(tmp_path / "t.parquet"), curves_out=str(tmp_path / "c.parquet"), partial_dir=str(tmp_path / "partial"))
+    outputs = dict(
+        trials_out=str(tmp_path / "t.parquet"),
+        curves_out=str(tmp_path / "c.parquet"),
+        partial_dir=str(tmp_path / "partial"),
+    )
     run_tune_job(config, study, 0, **outputs)
     first = pd.read_parquet(outputs["trials_out"])
     # Simulate a job killed after its first trial finished: only trial 1 is gone.

@@ -1,4 +1,5 @@
 """Gradient noise scale: the unbiased estimators, their smoothing, the NQM's closed form, the comparison."""
+
 import math
 
 import numpy as np
@@ -33,7 +34,16 @@ def test_ema_is_bias_corrected_and_smooths():
     assert smoothed[500:].std() < 0.3 * noisy.std()
 
 
-SETTINGS = {"small_batch": 1, "big_batch": 64, "optimizer": "sgd", "learning_rate": 0.5, "momentum": 0.0, "steps": 200, "eval_every": 10, "ema_decay": 0.9}
+SETTINGS = {
+    "small_batch": 1,
+    "big_batch": 64,
+    "optimizer": "sgd",
+    "learning_rate": 0.5,
+    "momentum": 0.0,
+    "steps": 200,
+    "eval_every": 10,
+    "ema_decay": 0.9,
+}
 
 
 def test_nqm_noise_scale_starts_at_closed_form_and_grows_as_the_gradient_shrinks():
@@ -48,11 +58,23 @@ def test_nqm_noise_scale_starts_at_closed_form_and_grows_as_the_gradient_shrinks
 
 def test_comparison_puts_prediction_beside_fit_per_optimizer():
     curves = pd.DataFrame(
-        {"workload": "w", "step": [0, 10, 20], "val_error": [0.9, 0.5, 0.3], "val_cross_entropy": [2.0, 1.0, 0.5], "b_simple": [10.0, 40.0, 80.0]}
+        {
+            "workload": "w",
+            "step": [0, 10, 20],
+            "val_error": [0.9, 0.5, 0.3],
+            "val_cross_entropy": [2.0, 1.0, 0.5],
+            "b_simple": [10.0, 40.0, 80.0],
+        }
     )
     fits = pd.DataFrame(
-        {"workload": ["w", "w"], "optimizer": ["sgd", "momentum"], "b_crit": [40.0, 160.0], "b_crit_lo": [30.0, 100.0],
-         "b_crit_hi": [50.0, 300.0], "b_crit_constrained": [True, False]}
+        {
+            "workload": ["w", "w"],
+            "optimizer": ["sgd", "momentum"],
+            "b_crit": [40.0, 160.0],
+            "b_crit_lo": [30.0, 100.0],
+            "b_crit_hi": [50.0, 300.0],
+            "b_crit_constrained": [True, False],
+        }
     )
     config = {"workloads": {"w": {"target": {"metric": "error", "value": 0.6, "direction": "minimize"}}}}
     comparison = compare_with_fits(curves, fits, config)
@@ -75,7 +97,11 @@ def test_one_backward_pass_gives_each_chunk_gradient_and_the_big_batch_gradient(
     chunks, small = 4, 3
     rng = np.random.default_rng(0)
     if language_model:  # 4 tokens of a 7-word vocabulary per example, a next-token label at each
-        model, input_shape, classes = get_model({"name": "transformer_lm", "layers": 1, "d_model": 8, "heads": 2, "d_ff": 8}), (4,), 7
+        model, input_shape, classes = (
+            get_model({"name": "transformer_lm", "layers": 1, "d_model": 8, "heads": 2, "d_ff": 8}),
+            (4,),
+            7,
+        )
         x = rng.integers(0, classes, (chunks, small, 4)).astype(np.float32)
         y = rng.integers(0, classes, (chunks, small, 4)).astype(np.int32)
     else:

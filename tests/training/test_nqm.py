@@ -1,11 +1,18 @@
 """The noisy quadratic model: exact recursion vs sampling, and the textbook scaling limits."""
+
 import math
 
 import numpy as np
 import pytest
 
+from batch_science.training.nqm import (
+    Quadratic,
+    expected_loss_curve,
+    run_trials,
+    steps_to_target,
+    tuned_steps_to_target,
+)
 from batch_science.trials import INFEASIBLE, REACHED, Target
-from batch_science.training.nqm import Quadratic, expected_loss_curve, run_trials, steps_to_target, tuned_steps_to_target
 
 SMALL = Quadratic(dimension=100, spectrum_exponent=1.0)
 TARGET = 0.1 * SMALL.initial_loss
@@ -47,7 +54,9 @@ def test_expected_loss_recursion_matches_monte_carlo(optimizer):
 def test_momentum_without_momentum_is_sgd():
     sgd = expected_loss_curve(SMALL, "sgd", 8, 0.5, steps=50)
     for optimizer in ("momentum", "nesterov"):
-        np.testing.assert_allclose(expected_loss_curve(SMALL, optimizer, 8, 0.5, momentum=0.0, steps=50), sgd, rtol=1e-12)
+        np.testing.assert_allclose(
+            expected_loss_curve(SMALL, optimizer, 8, 0.5, momentum=0.0, steps=50), sgd, rtol=1e-12
+        )
 
 
 def test_noise_floor_grows_with_learning_rate_over_batch_size():
@@ -68,7 +77,9 @@ def test_small_batch_doubling_halves_steps(optimizer, momenta):
 @pytest.mark.parametrize("optimizer, momenta", [("sgd", [0.0]), ("momentum", MOMENTA)])
 def test_large_batch_approaches_deterministic_steps(optimizer, momenta):
     deterministic = tuned_steps_to_target(SMALL, optimizer, math.inf, TARGET, LEARNING_RATES, momenta)["steps"]
-    steps = [tuned_steps_to_target(SMALL, optimizer, b, TARGET, LEARNING_RATES, momenta)["steps"] for b in (64, 1024, 16384)]
+    steps = [
+        tuned_steps_to_target(SMALL, optimizer, b, TARGET, LEARNING_RATES, momenta)["steps"] for b in (64, 1024, 16384)
+    ]
     assert all(a >= b for a, b in zip(steps, steps[1:])), f"steps not falling with batch size: {steps}"
     assert all(s >= deterministic for s in steps)
     assert steps[-1] <= 1.15 * deterministic, f"{steps[-1]} steps at B=16384 vs {deterministic} deterministic"
@@ -93,8 +104,15 @@ def test_steps_to_target_is_first_step_below_target():
 
 def _trial(trial_id, learning_rate, momentum=0.0, budget=2000, eval_every=1):
     return {
-        "trial_id": trial_id, "learning_rate": learning_rate, "momentum": momentum, "decay_steps": 0,
-        "end_factor": 1.0, "label_smoothing": 0.0, "seed": 0, "step_budget": budget, "eval_every": eval_every,
+        "trial_id": trial_id,
+        "learning_rate": learning_rate,
+        "momentum": momentum,
+        "decay_steps": 0,
+        "end_factor": 1.0,
+        "label_smoothing": 0.0,
+        "seed": 0,
+        "step_budget": budget,
+        "eval_every": eval_every,
     }
 
 
@@ -102,7 +120,11 @@ def test_trial_runner_agrees_with_recursion_and_marks_divergence():
     spec = {"dimension": 100, "spectrum_exponent": 1.0}
     finished = []
     outcomes = run_trials(
-        spec, "momentum", 16, [_trial(0, 0.3, 0.8), _trial(1, 5.0, 0.9)], Target("cross_entropy", TARGET),
+        spec,
+        "momentum",
+        16,
+        [_trial(0, 0.3, 0.8), _trial(1, 5.0, 0.9)],
+        Target("cross_entropy", TARGET),
         on_finish=finished.append,
     )
     assert outcomes[0].status == REACHED
@@ -114,7 +136,13 @@ def test_trial_runner_agrees_with_recursion_and_marks_divergence():
 
 def test_trial_runner_reports_at_evaluation_steps_only():
     exact = steps_to_target(SMALL, "sgd", 16, [0.5], [0.0], TARGET, 2000)[0]
-    (outcome,) = run_trials({"dimension": 100, "spectrum_exponent": 1.0}, "sgd", 16, [_trial(0, 0.5, eval_every=7)], Target("cross_entropy", TARGET))
+    (outcome,) = run_trials(
+        {"dimension": 100, "spectrum_exponent": 1.0},
+        "sgd",
+        16,
+        [_trial(0, 0.5, eval_every=7)],
+        Target("cross_entropy", TARGET),
+    )
     assert outcome.steps_to_result == 7 * math.ceil(exact / 7)
     assert all(row["step"] % 7 == 0 for row in outcome.curve)
 
@@ -124,7 +152,13 @@ def _nqm_config(**nqm):
         "study": "t",
         "search_spaces": {"sgd": {"learning_rate": {"min": 0.01, "max": 1.0, "scale": "log"}}},
         "workloads": {
-            "q": {"dataset": {"name": "nqm"}, "nqm": {"target_loss": 0.1, **nqm}, "step_budget": 100, "batch_sizes": [1, 2], "optimizers": ["sgd"]}
+            "q": {
+                "dataset": {"name": "nqm"},
+                "nqm": {"target_loss": 0.1, **nqm},
+                "step_budget": 100,
+                "batch_sizes": [1, 2],
+                "optimizers": ["sgd"],
+            }
         },
     }
 
@@ -177,10 +211,21 @@ def test_nqm_study_goes_through_tune_aggregate_and_fit(tmp_path):
         trial_files.append(tmp_path / f"t{study.batch_size}.parquet")
         curve_files.append(tmp_path / f"c{study.batch_size}.parquet")
         run_tune_job(config, study, 0, trial_files[-1], curve_files[-1], tmp_path / f"partial{study.batch_size}")
-    out = {name: tmp_path / f"{name}.{ext}" for name, ext in (("trials", "parquet"), ("curves", "parquet"), ("steps", "csv"))}
+    out = {
+        name: tmp_path / f"{name}.{ext}"
+        for name, ext in (("trials", "parquet"), ("curves", "parquet"), ("steps", "csv"))
+    }
     aggregate_study(trial_files, curve_files, **out)
     trials, steps = pd.read_parquet(out["trials"]), pd.read_csv(out["steps"]).set_index("batch_size")
-    assert {"learning_rate", "momentum", "effective_learning_rate", "status", "steps_to_result", "target_metric", "dataset"} <= set(trials)
+    assert {
+        "learning_rate",
+        "momentum",
+        "effective_learning_rate",
+        "status",
+        "steps_to_result",
+        "target_metric",
+        "dataset",
+    } <= set(trials)
     assert set(trials["status"]) <= {"reached", "not_reached", "infeasible"} and (trials["status"] == "reached").any()
     assert 0.4 < steps.loc[2, "steps_to_result"] / steps.loc[1, "steps_to_result"] < 0.65
     assert steps.loc[64, "steps_to_result"] < steps.loc[2, "steps_to_result"] / 4

@@ -1,10 +1,12 @@
-"""The paper's workloads through Engine.run: language models scored per token, augmentation, batch norm at evaluation."""
+"""The paper's workloads through Engine.run: language models scored per token, augmentation, batch
+norm at evaluation."""
+
 import numpy as np
 import pytest
 
+from batch_science.models.registry import get_model
 from batch_science.training.engine import Engine
 from batch_science.trials import REACHED, Target
-from batch_science.models.registry import get_model
 
 pytestmark = pytest.mark.slow
 
@@ -12,33 +14,55 @@ TEXT = {"name": "synthetic_text", "tokenizer": "bytes", "sequence_length": 32}
 
 
 def make_trials(learning_rates, budget, eval_every, momentum=0.9, seed=11):
-    return [dict(trial_id=i, learning_rate=lr, momentum=momentum, decay_steps=0, end_factor=1.0, label_smoothing=0.0,
-                 seed=seed + i, step_budget=budget, eval_every=eval_every) for i, lr in enumerate(learning_rates)]
+    return [
+        dict(
+            trial_id=i,
+            learning_rate=lr,
+            momentum=momentum,
+            decay_steps=0,
+            end_factor=1.0,
+            label_smoothing=0.0,
+            seed=seed + i,
+            step_budget=budget,
+            eval_every=eval_every,
+        )
+        for i, lr in enumerate(learning_rates)
+    ]
 
 
 @pytest.fixture(scope="module")
 def text_arrays(synthetic_text_data_dir):
-    from batch_science.data.load import load, prepare
+    from batch_science.data.load import load
 
     return load(TEXT, synthetic_text_data_dir)
 
 
-@pytest.mark.parametrize("spec, learning_rate", [
-    ({"name": "transformer_lm", "layers": 1, "d_model": 16, "heads": 2, "d_ff": 32}, 0.05),
-    ({"name": "lstm_lm", "layers": 1, "hidden": 32, "embedding": 16}, 1.0),
-], ids=["transformer_lm", "lstm_lm"])
+@pytest.mark.parametrize(
+    "spec, learning_rate",
+    [
+        ({"name": "transformer_lm", "layers": 1, "d_model": 16, "heads": 2, "d_ff": 32}, 0.05),
+        ({"name": "lstm_lm", "layers": 1, "hidden": 32, "embedding": 16}, 1.0),
+    ],
+    ids=["transformer_lm", "lstm_lm"],
+)
 def test_language_models_train_on_every_token_and_reach_a_cross_entropy_target(text_arrays, spec, learning_rate):
     assert text_arrays.y_train.shape == text_arrays.x_train.shape  # one next-token label per position
     engine = Engine(get_model(spec), text_arrays, "momentum", batch_size=16)
-    [outcome] = engine.run(make_trials([learning_rate], budget=60, eval_every=20), Target("cross_entropy", 3.5), stop_at_target=False)
+    [outcome] = engine.run(
+        make_trials([learning_rate], budget=60, eval_every=20), Target("cross_entropy", 3.5), stop_at_target=False
+    )
     val_ce = [point["val_cross_entropy"] for point in outcome.curve]
     train_ce = [point["train_cross_entropy"] for point in outcome.curve[1:]]
     assert val_ce[0] > 5.0 and val_ce[-1] < val_ce[0] - 2.0 and train_ce[-1] < train_ce[0], outcome.curve
-    assert outcome.status == REACHED and outcome.steps_to_result == next(p["step"] for p in outcome.curve if p["val_cross_entropy"] < 3.5)
+    assert outcome.status == REACHED and outcome.steps_to_result == next(
+        p["step"] for p in outcome.curve if p["val_cross_entropy"] < 3.5
+    )
     assert outcome.curve[-1]["val_error"] < outcome.curve[0]["val_error"]
 
 
-@pytest.mark.parametrize("sequences_per_chunk", [100, 7])  # 7: more chunks than are unrolled, a graph loop and a partial chunk
+@pytest.mark.parametrize(
+    "sequences_per_chunk", [100, 7]
+)  # 7: more chunks than are unrolled, a graph loop and a partial chunk
 def test_language_model_evaluation_is_the_mean_over_every_validation_token(text_arrays, sequences_per_chunk):
     """Evaluation in chunks (counted in tokens) give the per-token mean of the whole split."""
     import tensorflow as tf
@@ -46,15 +70,22 @@ def test_language_model_evaluation_is_the_mean_over_every_validation_token(text_
     from batch_science.training.engine import UNROLLED_EVAL_CHUNKS
 
     model = get_model({"name": "transformer_lm", "layers": 1, "d_model": 8, "heads": 2, "d_ff": 8})
-    engine = Engine(model, text_arrays, "sgd", batch_size=4, precision="float64", eval_batch_size=32 * sequences_per_chunk)
+    engine = Engine(
+        model, text_arrays, "sgd", batch_size=4, precision="float64", eval_batch_size=32 * sequences_per_chunk
+    )
     if sequences_per_chunk == 7:
         assert len(text_arrays.x_validation) // 7 > UNROLLED_EVAL_CHUNKS and len(text_arrays.x_validation) % 7
-    weights = [tf.constant(np.stack(w)) for w in zip(*(model.init(seed, engine.input_shape, engine.num_classes) for seed in (1, 2)))]
+    weights = [
+        tf.constant(np.stack(w))
+        for w in zip(*(model.init(seed, engine.input_shape, engine.num_classes) for seed in (1, 2)))
+    ]
     val_ce, val_error = (t.numpy() for t in engine.evaluate(weights))
     logits = model.apply(weights, tf.constant(text_arrays.x_validation, tf.float64), shared=True).numpy()
     log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     labels = text_arrays.y_validation
-    expected_ce = -np.take_along_axis(log_probs, np.broadcast_to(labels[None, ..., None], (2, *labels.shape, 1)), -1).mean(axis=(1, 2, 3))
+    expected_ce = -np.take_along_axis(
+        log_probs, np.broadcast_to(labels[None, ..., None], (2, *labels.shape, 1)), -1
+    ).mean(axis=(1, 2, 3))
     np.testing.assert_allclose(val_ce, expected_ce, rtol=1e-9)
     np.testing.assert_allclose(val_error, (logits.argmax(-1) != labels[None]).mean(axis=(1, 2)), rtol=1e-12)
 
@@ -67,7 +98,14 @@ def test_language_model_study_runs_end_to_end_through_snakemake(tmp_path):
     from conftest import REPO, run_snakemake
 
     results = tmp_path / "results" / "tiny_lm"
-    run_snakemake(tmp_path, "results/tiny_lm/fits.csv", "--cores", "2", "--configfile", str(REPO / "tests" / "configs" / "tiny_lm.yaml"))
+    run_snakemake(
+        tmp_path,
+        "results/tiny_lm/fits.csv",
+        "--cores",
+        "2",
+        "--configfile",
+        str(REPO / "tests" / "configs" / "tiny_lm.yaml"),
+    )
     trials, curves = pd.read_parquet(results / "trials.parquet"), pd.read_parquet(results / "curves.parquet")
     steps = pd.read_csv(results / "steps_to_result.csv")
     assert sorted(trials["batch_size"]) == [8, 8, 32, 32] and set(trials["target_metric"]) == {"cross_entropy"}
@@ -89,23 +127,34 @@ def test_augmentation_is_applied_to_training_batches_by_seed_and_step_never_to_v
 
     from batch_science.data import preprocess
 
-    spec = {"name": "cifar10", "train_split": "train[:32]", "validation_split": "train[32:]", "augmentation": "crop_flip"}
+    spec = {
+        "name": "cifar10",
+        "train_split": "train[:32]",
+        "validation_split": "train[32:]",
+        "augmentation": "crop_flip",
+    }
     with tfds.testing.mock_data(num_examples=48):
         augmented = preprocess.load_arrays(tfds.builder("cifar10", data_dir=str(tmp_path)), spec, str(tmp_path))
     plain = dataclasses.replace(augmented, augment=None)
     model = get_model({"name": "simple_cnn", "filters": [2, 4], "dense": 8})
     trials = make_trials([0.01, 0.02], budget=6, eval_every=3)
 
-    engine, plain_engine = (Engine(model, arrays, "momentum", batch_size=8, precision="float64") for arrays in (augmented, plain))
+    engine, plain_engine = (
+        Engine(model, arrays, "momentum", batch_size=8, precision="float64") for arrays in (augmented, plain)
+    )
     together = curves(engine.run(trials, Target("error", 0.0), group_size=2))
-    assert curves(engine.run(trials, Target("error", 0.0), group_size=2)) == together  # the same seeds give the same crops and flips
+    assert (
+        curves(engine.run(trials, Target("error", 0.0), group_size=2)) == together
+    )  # the same seeds give the same crops and flips
     alone = curves(engine.run(trials[::-1], Target("error", 0.0), group_size=1))[::-1]
     np.testing.assert_allclose(np.array(alone), np.array(together), rtol=1e-9)  # whichever trials share the graph
     without = curves(plain_engine.run(trials, Target("error", 0.0), group_size=2))
     for with_augmentation, no_augmentation in zip(together, without):
         assert with_augmentation[0] == no_augmentation[0]  # step 0: nothing trained yet
         assert with_augmentation[1][1] != no_augmentation[1][1]  # training loss on other (augmented) batches
-    weights = [tf.constant(np.stack(w)) for w in zip(*(model.init(seed, augmented.x_train.shape[1:], 10) for seed in (1, 2)))]
+    weights = [
+        tf.constant(np.stack(w)) for w in zip(*(model.init(seed, augmented.x_train.shape[1:], 10) for seed in (1, 2)))
+    ]
     np.testing.assert_array_equal(*(np.stack([t.numpy() for t in e.evaluate(weights)]) for e in (engine, plain_engine)))
 
 
@@ -123,17 +172,30 @@ def test_batch_norm_evaluation_does_not_depend_on_the_evaluation_batches():
     shuffled = Arrays(x[:40], y[:40], x[40:][order], y[40:][order], 4)
     model = get_model({"name": "resnet_8", "widths": [4, 8, 8], "ghost_batch_size": 4})
     weights = [tf.constant(np.stack(w)) for w in zip(*(model.init(seed, (8, 8, 3), 4) for seed in (1, 2)))]
-    metrics = [np.stack([t.numpy() for t in Engine(model, data, "sgd", 8, precision="float64", eval_batch_size=size).evaluate(weights)])
-               for data, size in ((arrays, 21), (shuffled, 7))]
+    metrics = [
+        np.stack(
+            [
+                t.numpy()
+                for t in Engine(model, data, "sgd", 8, precision="float64", eval_batch_size=size).evaluate(weights)
+            ]
+        )
+        for data, size in ((arrays, 21), (shuffled, 7))
+    ]
     np.testing.assert_allclose(metrics[1], metrics[0], rtol=1e-10)
     # With the evaluation batch's own statistics a chunk's logits depend on the rest of the chunk.
     validation = tf.constant(x[40:])
-    whole, part = model.apply(weights, validation, shared=True).numpy(), model.apply(weights, validation[:7], shared=True).numpy()
+    whole, part = (
+        model.apply(weights, validation, shared=True).numpy(),
+        model.apply(weights, validation[:7], shared=True).numpy(),
+    )
     assert not np.allclose(whole[:, :7], part, rtol=1e-3)
     # Population statistics: a chunk's logits are those of the whole set.
     statistics = model.batch_norm_statistics(weights, tf.constant(x[:40]))
-    np.testing.assert_allclose(model.apply(weights, validation[:7], shared=True, statistics=statistics).numpy(),
-                               model.apply(weights, validation, shared=True, statistics=statistics).numpy()[:, :7], rtol=1e-10)
+    np.testing.assert_allclose(
+        model.apply(weights, validation[:7], shared=True, statistics=statistics).numpy(),
+        model.apply(weights, validation, shared=True, statistics=statistics).numpy()[:, :7],
+        rtol=1e-10,
+    )
 
 
 def test_precise_batch_norm_statistics_are_those_of_the_training_sample():
@@ -145,4 +207,8 @@ def test_precise_batch_norm_statistics_are_those_of_the_training_sample():
     weights = [tf.constant(np.stack(w)) for w in zip(*(model.init(seed, (8, 8, 3), 3) for seed in (3, 4)))]
     statistics = model.batch_norm_statistics(weights, x)
     assert len(statistics) == 2 * len(model._norm_names) and statistics[0].shape == (2, 2)
-    np.testing.assert_allclose(model.apply(weights, x, shared=True, statistics=statistics).numpy(), model.apply(weights, x, shared=True).numpy(), rtol=1e-10)
+    np.testing.assert_allclose(
+        model.apply(weights, x, shared=True, statistics=statistics).numpy(),
+        model.apply(weights, x, shared=True).numpy(),
+        rtol=1e-10,
+    )

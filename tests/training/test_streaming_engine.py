@@ -1,4 +1,5 @@
 """Datasets larger than memory: streamed batches give the same trials as device-resident ones."""
+
 import logging
 
 import numpy as np
@@ -8,11 +9,11 @@ from batch_science.data import streamed as streaming
 from batch_science.data import tfds_access
 from batch_science.data.arrays import Arrays
 from batch_science.data.load import load, prepare
-from batch_science.training.engine import Engine, host_batch_indices
+from batch_science.models.trial_axis import Mlp
 from batch_science.training import streaming_engine
+from batch_science.training.engine import Engine, host_batch_indices
 from batch_science.training.streaming_engine import StreamingEngine
 from batch_science.trials import Target
-from batch_science.models.trial_axis import Mlp
 
 TARGET = Target("error", 0.5)
 TINY = {"name": "tiny_images", "image_size": 8}
@@ -31,14 +32,24 @@ def tiny_images_dir(tmp_path_factory):
 def make_trials(n=5, budget=24, eval_every=10):
     rates = [0.01, 0.1, 0.5, 3.0, 300.0]
     return [
-        {"trial_id": i, "seed": 500 + i, "learning_rate": rates[i % len(rates)], "momentum": 0.9, "decay_steps": 20,
-         "end_factor": 0.1, "label_smoothing": 0.1 * (i % 2), "step_budget": budget, "eval_every": eval_every}
+        {
+            "trial_id": i,
+            "seed": 500 + i,
+            "learning_rate": rates[i % len(rates)],
+            "momentum": 0.9,
+            "decay_steps": 20,
+            "end_factor": 0.1,
+            "label_smoothing": 0.1 * (i % 2),
+            "step_budget": budget,
+            "eval_every": eval_every,
+        }
         for i in range(n)
     ]
 
 
-def run_both(spec, data_dir, monkeypatch, eval_batch_size=7, model=Mlp((16,))):
+def run_both(spec, data_dir, monkeypatch, eval_batch_size=7, model=None):
     """Outcomes in memory and streamed, with chunks of 3 steps (interval of 10: chunks end mid-interval)."""
+    model = model or Mlp((16,))
     in_memory = load({**spec, "streaming": False}, data_dir)
     streamed = load({**spec, "streaming": True}, data_dir)
     assert isinstance(in_memory, Arrays) and isinstance(streamed, streaming.StreamedData)
@@ -54,13 +65,20 @@ def run_both(spec, data_dir, monkeypatch, eval_batch_size=7, model=Mlp((16,))):
 def assert_same_trials(reference, outcomes):
     assert len({o.status for o in reference}) > 1, "the trials should end differently"
     for a, b in zip(reference, outcomes):
-        assert (b.status, b.steps_to_result, b.final_step, b.best_step) == (a.status, a.steps_to_result, a.final_step, a.best_step)
+        assert (b.status, b.steps_to_result, b.final_step, b.best_step) == (
+            a.status,
+            a.steps_to_result,
+            a.final_step,
+            a.best_step,
+        )
         assert b.curve == a.curve  # float64, every point to the bit (nan compares unequal: none expected)
 
 
 def test_streamed_images_train_exactly_as_in_memory_in_float64(tiny_images_dir, monkeypatch):
     """Resized, cropped and standardised images of a class subset of a training subset."""
-    reference, outcomes, in_memory, streamed = run_both({**TINY, "classes": 2, "train_fraction": 0.9}, tiny_images_dir, monkeypatch)
+    reference, outcomes, in_memory, streamed = run_both(
+        {**TINY, "classes": 2, "train_fraction": 0.9}, tiny_images_dir, monkeypatch
+    )
     assert streamed.num_classes == 2 and streamed.n_train == len(in_memory.y_train) < 96
     assert_same_trials(reference, outcomes)
     # The streamed reads are the in-memory arrays: resized, cropped and standardised alike.

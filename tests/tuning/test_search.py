@@ -1,4 +1,5 @@
 """Quasi-random search: points inside the space, stable trial ids, reproducible."""
+
 import numpy as np
 
 from batch_science.config import Study

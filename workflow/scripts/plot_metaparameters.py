@@ -6,5 +6,9 @@ from batch_science.joblog import log_to
 log_to(snakemake.log[0])
 w = snakemake.wildcards
 figures.metaparameter_figure(
-    pd.read_parquet(snakemake.input.trials), pd.read_csv(snakemake.input.steps), w.workload, w.optimizer, snakemake.output.png
+    pd.read_parquet(snakemake.input.trials),
+    pd.read_csv(snakemake.input.steps),
+    w.workload,
+    w.optimizer,
+    snakemake.output.png,
 )

@@ -4,4 +4,6 @@ from batch_science.analysis import figures
 from batch_science.joblog import log_to
 
 log_to(snakemake.log[0])
-figures.solution_quality_figure(pd.read_csv(snakemake.input.steps), snakemake.output.png, snakemake.params.stopped_at_target)
+figures.solution_quality_figure(
+    pd.read_csv(snakemake.input.steps), snakemake.output.png, snakemake.params.stopped_at_target
+)

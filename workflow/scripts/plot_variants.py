@@ -5,5 +5,9 @@ from batch_science.joblog import log_to
 
 log_to(snakemake.log[0])
 figures.variants_figure(
-    pd.read_csv(snakemake.input.steps), snakemake.params.groups, snakemake.params.labels, snakemake.output.png, snakemake.wildcards.kind
+    pd.read_csv(snakemake.input.steps),
+    snakemake.params.groups,
+    snakemake.params.labels,
+    snakemake.output.png,
+    snakemake.wildcards.kind,
 )

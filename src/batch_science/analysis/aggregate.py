@@ -1,4 +1,5 @@
 """Aggregate a study's shards into its trial, curve and steps-to-result tables."""
+
 from __future__ import annotations
 
 import pandas as pd

@@ -3,6 +3,7 @@
 Colours are fixed per optimizer (OPTIMIZER_COLORS) and per workload (workload_colors, by the
 sorted list of the study's workloads), so the same line looks the same in every figure.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,7 +72,9 @@ def _panels(n: int, width: float = 4.6, height: float = 3.8, columns: int = 3):
     n = max(n, 1)
     columns = min(n, columns)
     rows = math.ceil(n / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False, layout="constrained")
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(width * columns, height * rows), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return figure, list(axes.flat[:n])
@@ -99,7 +102,9 @@ def _band(ax, grid, curves: np.ndarray, confidence: float, color) -> None:
     curves = curves[np.isfinite(curves).all(axis=1)]
     if len(curves) > 2:
         alpha = (1 - confidence) / 2
-        ax.fill_between(grid, np.quantile(curves, alpha, 0), np.quantile(curves, 1 - alpha, 0), color=color, alpha=0.15, lw=0)
+        ax.fill_between(
+            grid, np.quantile(curves, alpha, 0), np.quantile(curves, 1 - alpha, 0), color=color, alpha=0.15, lw=0
+        )
 
 
 def _boundary(ax, fit, name: str, color, style: str, label: str) -> None:
@@ -112,7 +117,9 @@ def _boundary(ax, fit, name: str, color, style: str, label: str) -> None:
         ax.axvline(value, color=color, ls=style, lw=1, alpha=0.8, label=f"{label} ({constraint})")
 
 
-def steps_to_result_figure(steps: pd.DataFrame, fits: pd.DataFrame, bootstrap: pd.DataFrame, path, confidence: float = 0.9):
+def steps_to_result_figure(
+    steps: pd.DataFrame, fits: pd.DataFrame, bootstrap: pd.DataFrame, path, confidence: float = 0.9
+):
     """Per (workload, optimizer): measured steps (bar down to the interpolated crossing bound), the
     perfect-scaling line, both fits with bootstrap bands, and the regime boundaries with intervals."""
     keys = sorted(steps[FIT_KEYS].drop_duplicates().itertuples(index=False, name=None))
@@ -129,20 +136,51 @@ def steps_to_result_figure(steps: pd.DataFrame, fits: pd.DataFrame, bootstrap: p
         b, s = rows["batch_size"].to_numpy(float), rows["steps_to_result"].to_numpy(float)
         interval = rows["eval_interval"].to_numpy(float) if "eval_interval" in rows else np.zeros_like(s)
         # The true crossing lies within one evaluation interval before the first evaluation past the goal.
-        ax.errorbar(b, s, yerr=[np.minimum(np.nan_to_num(interval), s * 0.999), np.zeros_like(s)], fmt="o", color=color,
-                    ms=5, capsize=2, label="measured (bar: evaluation interval)")
+        ax.errorbar(
+            b,
+            s,
+            yerr=[np.minimum(np.nan_to_num(interval), s * 0.999), np.zeros_like(s)],
+            fmt="o",
+            color=color,
+            ms=5,
+            capsize=2,
+            label="measured (bar: evaluation interval)",
+        )
         grid = np.geomspace(b.min() / 1.5, b.max() * 1.5, 200)
         ax.plot(grid, s[0] * b[0] / grid, ":", color="0.4", lw=1, label="perfect scaling")
         fit = _fit_row(fits, workload, optimizer)
         samples = bootstrap[(bootstrap["workload"] == workload) & (bootstrap["optimizer"] == optimizer)]
         if fit is not None and np.isfinite(fit["s_min"]):
-            ax.plot(grid, scaling_curve(grid, fit["s_min"], fit["b_crit"]), "-", color=color, lw=1.5, label="S_min (1 + B_crit/B)")
-            _band(ax, grid, scaling_curve(grid[None, :], samples["s_min"].to_numpy()[:, None], samples["b_crit"].to_numpy()[:, None]),
-                  confidence, color)
+            ax.plot(
+                grid,
+                scaling_curve(grid, fit["s_min"], fit["b_crit"]),
+                "-",
+                color=color,
+                lw=1.5,
+                label="S_min (1 + B_crit/B)",
+            )
+            _band(
+                ax,
+                grid,
+                scaling_curve(
+                    grid[None, :], samples["s_min"].to_numpy()[:, None], samples["b_crit"].to_numpy()[:, None]
+                ),
+                confidence,
+                color,
+            )
         if fit is not None and np.isfinite(fit["piecewise_e_min"]):
-            params = ["piecewise_e_min", "piecewise_s_plateau", "piecewise_transition_start", "piecewise_transition_end"]
+            params = [
+                "piecewise_e_min",
+                "piecewise_s_plateau",
+                "piecewise_transition_start",
+                "piecewise_transition_end",
+            ]
             ax.plot(grid, piecewise_curve(grid, *fit[params]), "-.", color="0.2", lw=1, label="piecewise log-log fit")
-            curves = np.array([piecewise_curve(grid, *p) for p in samples[params].dropna().to_numpy()]) if len(samples) else np.empty((0, len(grid)))
+            curves = (
+                np.array([piecewise_curve(grid, *p) for p in samples[params].dropna().to_numpy()])
+                if len(samples)
+                else np.empty((0, len(grid)))
+            )
             _band(ax, grid, curves.reshape(-1, len(grid)), confidence, "0.3")
         ax.set_xlim(grid[0], grid[-1])
         ax.set_ylim(s.min() / 3, s.max() * 1.5)
@@ -150,7 +188,9 @@ def steps_to_result_figure(steps: pd.DataFrame, fits: pd.DataFrame, bootstrap: p
             _boundary(ax, fit, "piecewise_b_perfect_end", "tab:purple", "--", "perfect scaling ends")
             _boundary(ax, fit, "piecewise_b_max_useful", "tab:orange", "--", "max useful batch size")
         ax.legend(fontsize=6, loc="lower left")
-    figure.suptitle(f"Steps to result vs batch size (bands and shaded intervals: {confidence:.0%} bootstrap)", fontsize=11)
+    figure.suptitle(
+        f"Steps to result vs batch size (bands and shaded intervals: {confidence:.0%} bootstrap)", fontsize=11
+    )
     save(figure, path)
 
 
@@ -213,7 +253,11 @@ def variants_figure(steps: pd.DataFrame, groups: dict[str, list[str]], labels: d
     for ax, (group, workloads) in zip(axes, sorted(groups.items())):
         curves = {}
         for workload in workloads:
-            optimizer = reference_optimizer(steps.loc[steps["workload"] == workload, "optimizer"].unique()) if (steps["workload"] == workload).any() else None
+            optimizer = (
+                reference_optimizer(steps.loc[steps["workload"] == workload, "optimizer"].unique())
+                if (steps["workload"] == workload).any()
+                else None
+            )
             rows = _study_rows(steps, workload, optimizer) if optimizer else pd.DataFrame()
             if len(rows):
                 curves[workload] = (optimizer, rows.set_index("batch_size")["steps_to_result"])
@@ -221,8 +265,13 @@ def variants_figure(steps: pd.DataFrame, groups: dict[str, list[str]], labels: d
         for workload, (optimizer, curve) in curves.items():
             # Normalise at the smallest batch size every variant reached (its own smallest if none is shared).
             reference = common[0] if common else curve.index.min()
-            ax.plot(curve.index, curve / curve[reference], "o-", color=colors[workload],
-                    label=f"{labels.get(workload, workload)} [{optimizer_label(optimizer)}]")
+            ax.plot(
+                curve.index,
+                curve / curve[reference],
+                "o-",
+                color=colors[workload],
+                label=f"{labels.get(workload, workload)} [{optimizer_label(optimizer)}]",
+            )
         _log2_axes(ax)
         b = np.array(sorted(steps["batch_size"].unique()), float)
         if common:
@@ -241,7 +290,13 @@ def learning_rate_figure(steps: pd.DataFrame, path):
     quantities = ["learning_rate", "effective_learning_rate"]
     if (steps["momentum"].fillna(0) > 0).any():
         quantities.append("momentum")
-    figure, axes = plt.subplots(len(quantities), len(workloads), figsize=(4.6 * len(workloads), 3.7 * len(quantities)), squeeze=False, layout="constrained")
+    figure, axes = plt.subplots(
+        len(quantities),
+        len(workloads),
+        figsize=(4.6 * len(workloads), 3.7 * len(quantities)),
+        squeeze=False,
+        layout="constrained",
+    )
     for column, workload in enumerate(workloads):
         for row, quantity in enumerate(quantities):
             ax = axes[row][column]
@@ -299,9 +354,19 @@ def metaparameter_figure(trials: pd.DataFrame, steps: pd.DataFrame, workload: st
                 kwargs.update(c=points["steps_to_result"], cmap="viridis", norm=norm)
             artist = ax.scatter(points["learning_rate"], 1 - points["momentum"], s=22, **kwargs)
             mappable = artist if status == REACHED else mappable
-        best = steps[(steps["workload"] == workload) & (steps["optimizer"] == optimizer) & (steps["batch_size"] == batch_size)]
+        best = steps[
+            (steps["workload"] == workload) & (steps["optimizer"] == optimizer) & (steps["batch_size"] == batch_size)
+        ]
         if len(best) and best["best_trial"].iloc[0] >= 0:
-            ax.scatter(best["learning_rate"], 1 - best["momentum"], marker="*", s=180, color="gold", edgecolors="black", zorder=5)
+            ax.scatter(
+                best["learning_rate"],
+                1 - best["momentum"],
+                marker="*",
+                s=180,
+                color="gold",
+                edgecolors="black",
+                zorder=5,
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(*xlim)
@@ -310,15 +375,24 @@ def metaparameter_figure(trials: pd.DataFrame, steps: pd.DataFrame, workload: st
         ax.set_xlabel("learning rate")
         ax.set_ylabel("1 - momentum")
     handles = [
-        plt.Line2D([], [], ls="", marker=style["marker"], color=style.get("color", "tab:green"), mfc="none" if "facecolors" in style else None,
-                   label=style["label"])
+        plt.Line2D(
+            [],
+            [],
+            ls="",
+            marker=style["marker"],
+            color=style.get("color", "tab:green"),
+            mfc="none" if "facecolors" in style else None,
+            label=style["label"],
+        )
         for style in STATUS_STYLE.values()
     ]
     handles.append(plt.Line2D([], [], ls="", marker="*", ms=12, color="gold", mec="black", label="best trial"))
     figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
     if mappable is not None:
         figure.colorbar(mappable, ax=axes, shrink=0.8, label="steps to result")
-    figure.suptitle(f"{workload}, {optimizer_label(optimizer)}: trials by outcome (grey: constant lr/(1-momentum))", fontsize=10)
+    figure.suptitle(
+        f"{workload}, {optimizer_label(optimizer)}: trials by outcome (grey: constant lr/(1-momentum))", fontsize=10
+    )
     save(figure, path)
 
 
@@ -331,8 +405,13 @@ def solution_quality_figure(steps: pd.DataFrame, path, stopped_at_target: bool):
         for optimizer in sorted(rows_w["optimizer"].unique()):
             rows = _study_rows(steps, workload, optimizer, "best_val_metric")
             if len(rows):
-                ax.plot(rows["batch_size"], rows["best_val_metric"], OPTIMIZER_MARKERS.get(optimizer, "o") + "-",
-                        color=OPTIMIZER_COLORS.get(optimizer, "black"), label=optimizer_label(optimizer))
+                ax.plot(
+                    rows["batch_size"],
+                    rows["best_val_metric"],
+                    OPTIMIZER_MARKERS.get(optimizer, "o") + "-",
+                    color=OPTIMIZER_COLORS.get(optimizer, "black"),
+                    label=optimizer_label(optimizer),
+                )
         ax.axhline(rows_w["target_value"].iloc[0], color="0.3", ls="--", lw=1, label="goal")
         _log2_axes(ax, y=False)
         ax.set_title(workload, fontsize=10)
@@ -361,8 +440,14 @@ def tuning_budget_figure(table: pd.DataFrame, path):
             color = cmap(i / max(len(budgets) - 1, 1) * 0.85)
             ax.plot(curve["batch_size"], curve["steps_median"], "o-", color=color, ms=3, label=f"k = {k}")
             # An upper end where too few subsets reach the goal is infinite: the band runs off the top.
-            ax.fill_between(curve["batch_size"], curve["steps_lo"], curve["steps_hi"].fillna(curve["steps_median"].max() * 4), color=color,
-                            alpha=0.12, lw=0)
+            ax.fill_between(
+                curve["batch_size"],
+                curve["steps_lo"],
+                curve["steps_hi"].fillna(curve["steps_median"].max() * 4),
+                color=color,
+                alpha=0.12,
+                lw=0,
+            )
         _log2_axes(ax)
         if not ax.has_data():
             ax.text(0.5, 0.5, "no batch size reached the goal", transform=ax.transAxes, ha="center")
@@ -371,7 +456,9 @@ def tuning_budget_figure(table: pd.DataFrame, path):
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, title="trials per study", title_fontsize=6)
     confidence = table["confidence"].iloc[0]
-    figure.suptitle(f"Robustness to the tuning budget: median and {confidence:.0%} range over random subsets", fontsize=10)
+    figure.suptitle(
+        f"Robustness to the tuning budget: median and {confidence:.0%} range over random subsets", fontsize=10
+    )
     save(figure, path)
 
 
@@ -386,7 +473,9 @@ def noise_scale_figure(curves: pd.DataFrame, comparison: pd.DataFrame, path) -> 
         ax.plot(curve["progress"], curve["b_simple"], "k-", label="B_simple (EMA)")
         for _, row in comparison[comparison["workload"] == workload].iterrows():
             color = OPTIMIZER_COLORS.get(row["optimizer"])
-            ax.axhline(row["b_crit"], color=color, ls="--", lw=1, label=f"fitted B_crit, {optimizer_label(row['optimizer'])}")
+            ax.axhline(
+                row["b_crit"], color=color, ls="--", lw=1, label=f"fitted B_crit, {optimizer_label(row['optimizer'])}"
+            )
             ax.axhspan(row["b_crit_lo"], row["b_crit_hi"], color=color, alpha=0.12, lw=0)
             if row.get("b_simple_reached_target"):
                 ax.axvline(row["b_simple_step"] / curve["step"].max(), color="0.5", ls=":", lw=1)
@@ -402,8 +491,15 @@ def noise_scale_figure(curves: pd.DataFrame, comparison: pd.DataFrame, path) -> 
     for _, row in comparison.iterrows():
         color = OPTIMIZER_COLORS.get(row["optimizer"])
         error = [[max(row["b_crit"] - row["b_crit_lo"], 0)], [max(row["b_crit_hi"] - row["b_crit"], 0)]]
-        ax.errorbar(row["b_simple"], row["b_crit"], yerr=error, fmt=markers.get(row["workload"], "o"), color=color, capsize=3,
-                    label=f"{row['workload']}, {optimizer_label(row['optimizer'])}")
+        ax.errorbar(
+            row["b_simple"],
+            row["b_crit"],
+            yerr=error,
+            fmt=markers.get(row["workload"], "o"),
+            color=color,
+            capsize=3,
+            label=f"{row['workload']}, {optimizer_label(row['optimizer'])}",
+        )
     values = comparison[["b_simple", "b_crit"]].to_numpy(float)
     values = values[np.isfinite(values) & (values > 0)]
     if len(values):

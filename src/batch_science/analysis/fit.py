@@ -11,14 +11,15 @@ Two descriptions of steps to result S against batch size B:
 Both fits mark the regime boundaries the same way, on the fitted curve with tolerance tol: perfect
 scaling ends where steps exceed the perfect-scaling line E_min / B by a factor (1 + tol), and the
 maximal useful batch size is where steps come within (1 + tol) of the plateau. For S_min (1 +
-B_crit / B), with E_min = S_min B_crit, that is B = tol * B_crit and B = B_crit / tol. (The kinks B_1, B_2 themselves are
-not used: a transition of almost zero slope through noisy plateau data can put them anywhere.)
+B_crit / B), with E_min = S_min B_crit, that is B = tol * B_crit and B = B_crit / tol. (The kinks
+B_1, B_2 themselves are not used: a transition of almost zero slope through noisy plateau data can put them anywhere.)
 A regime counts as seen only with two measured batch sizes in it: with fewer, the piecewise fit
 puts its boundary beyond the data (end of perfect scaling 0, maximal useful batch size inf).
 
 A boundary is reported as constrained only if its bootstrap interval lies inside the measured
 batch sizes; otherwise the data give only a lower or upper bound, or none, and the fits say so.
 """
+
 from __future__ import annotations
 
 import math
@@ -205,7 +206,10 @@ def fit_workloads(
         fit = fit_parameters(best, tolerance)
         resampled = best_trials(bootstrap_trials(group, n_bootstrap, rng), by=("sample",))
         samples = pd.DataFrame(
-            [{"sample": sample, **fit_parameters(b, tolerance)} for sample, b in resampled.groupby("sample", sort=True)],
+            [
+                {"sample": sample, **fit_parameters(b, tolerance)}
+                for sample, b in resampled.groupby("sample", sort=True)
+            ],
             columns=["sample", *PARAMETERS],
         )
         bootstrap.append(samples.assign(**dict(zip(FIT_KEYS, key))))
@@ -219,7 +223,9 @@ def fit_workloads(
             row[f"{name}_constraint"] = constraint(row[f"{name}_lo"], row[f"{name}_hi"], b_min, b_max)
         # A level is measured where its regime lies within the data, else extrapolated.
         row["s_min_constraint"] = "constrained" if row["b_max_useful_hi"] <= b_max else "extrapolated"
-        row["piecewise_s_plateau_constraint"] = "constrained" if row["piecewise_b_max_useful_hi"] <= b_max else "extrapolated"
+        row["piecewise_s_plateau_constraint"] = (
+            "constrained" if row["piecewise_b_max_useful_hi"] <= b_max else "extrapolated"
+        )
         if len(measured) < MIN_BATCH_SIZES:
             # Two parameters through two points fit exactly whatever the curve: nothing is tested.
             for name in ("b_crit", *BOUNDARIES, "s_min", "piecewise_s_plateau"):
@@ -228,8 +234,12 @@ def fit_workloads(
             # Kept for readers of earlier fits.csv: B_crit's interval lies inside the measured batch sizes.
             b_crit_constrained=row["b_crit_constraint"] == "constrained",
             log2_slope_small_batch=_log2_slope(best["batch_size"], best["steps_to_result"]),
-            n_batch_sizes=int(len(measured)), measured_b_min=b_min, measured_b_max=b_max,
-            n_bootstrap=n_bootstrap, confidence=confidence, tolerance=tolerance,
+            n_batch_sizes=int(len(measured)),
+            measured_b_min=b_min,
+            measured_b_max=b_max,
+            n_bootstrap=n_bootstrap,
+            confidence=confidence,
+            tolerance=tolerance,
         )
         rows.append(row)
     columns = [*FIT_KEYS, "sample", *PARAMETERS]

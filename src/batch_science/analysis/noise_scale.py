@@ -38,8 +38,12 @@ def compare_with_fits(curves: pd.DataFrame, fits: pd.DataFrame, config: dict) ->
         b_simple = prediction.get("b_simple", math.nan)
         rows.append(
             {
-                "workload": fit["workload"], "optimizer": fit["optimizer"], **prediction,
-                "b_crit": fit["b_crit"], "b_crit_lo": fit["b_crit_lo"], "b_crit_hi": fit["b_crit_hi"],
+                "workload": fit["workload"],
+                "optimizer": fit["optimizer"],
+                **prediction,
+                "b_crit": fit["b_crit"],
+                "b_crit_lo": fit["b_crit_lo"],
+                "b_crit_hi": fit["b_crit_hi"],
                 "b_crit_constrained": fit["b_crit_constrained"],
                 "b_simple_over_b_crit": b_simple / fit["b_crit"] if fit["b_crit"] > 0 else math.nan,
                 "b_simple_in_interval": bool(fit["b_crit_lo"] <= b_simple <= fit["b_crit_hi"]),
@@ -58,6 +62,7 @@ def summary(comparison: pd.DataFrame) -> str:
         lines.append(
             f"- {row['workload']}, {row['optimizer']}: predicted B_simple = {row['b_simple']:.3g} {where}, "
             f"fitted B_crit = {row['b_crit']:.3g} [{row['b_crit_lo']:.3g}, {row['b_crit_hi']:.3g}]{constrained}; "
-            f"the prediction is {ratio:.2g}x the measurement ({abs(math.log2(ratio)) if ratio > 0 else math.nan:.1f} doublings away)."
+            f"the prediction is {ratio:.2g}x the measurement ({abs(math.log2(ratio)) if ratio > 0 else math.nan:.1f} "
+            "doublings away)."
         )
     return "\n".join(lines) + "\n"

@@ -4,6 +4,7 @@ With a smaller search budget the best trial of a study is found less reliably, s
 result rise and scatter; if the shape of the scaling curve survives small k, its conclusions
 do not hinge on the number of trials. Each subset is scored by best_trials, as the full study.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,10 +36,14 @@ def budget_subsets(trials: pd.DataFrame, n_resamples: int, rng: np.random.Genera
             positions.append(rows[chosen].ravel())
             budgets.append(np.full(chosen.size, k))
             resamples.append(np.repeat(np.arange(draws), k))
-    return trials.iloc[np.concatenate(positions)].assign(budget=np.concatenate(budgets), resample=np.concatenate(resamples))
+    return trials.iloc[np.concatenate(positions)].assign(
+        budget=np.concatenate(budgets), resample=np.concatenate(resamples)
+    )
 
 
-def tuning_budget_table(trials: pd.DataFrame, n_resamples: int = 100, confidence: float = 0.9, seed: int = 0) -> pd.DataFrame:
+def tuning_budget_table(
+    trials: pd.DataFrame, n_resamples: int = 100, confidence: float = 0.9, seed: int = 0
+) -> pd.DataFrame:
     """Per study and budget k: median steps to result over resamples, its spread, how often any trial reached.
 
     A subset in which no trial reaches the goal counts as infinitely slow, so the median is

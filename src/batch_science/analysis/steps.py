@@ -1,4 +1,5 @@
 """Steps to result: per trial from its curve, per study as the best trial."""
+
 from __future__ import annotations
 
 import math
@@ -18,7 +19,9 @@ def trial_steps_to_result(curve: pd.DataFrame, metric: str, target_value: float,
     return float(hits[0]) if len(hits) else math.nan
 
 
-def trial_steps_interpolated(curve: pd.DataFrame, metric: str, target_value: float, direction: str = "minimize") -> float:
+def trial_steps_interpolated(
+    curve: pd.DataFrame, metric: str, target_value: float, direction: str = "minimize"
+) -> float:
     """Steps at which the metric crosses the target, linearly interpolated between evaluations.
 
     The first-evaluation value overestimates by less than one evaluation interval; this one
@@ -35,8 +38,6 @@ def trial_steps_interpolated(curve: pd.DataFrame, metric: str, target_value: flo
         return steps[i]
     fraction = (values[i - 1] - target_value) / (values[i - 1] - values[i])
     return float(steps[i - 1] + np.clip(fraction, 0, 1) * (steps[i] - steps[i - 1]))
-
-
 
 
 def best_trials(trials: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -76,12 +77,22 @@ def best_trials(trials: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
         .drop_duplicates(keys)
         .rename(columns={"trial_id": "best_trial"})
     )
-    winner_columns = ["steps_to_result", "best_trial", "learning_rate", "momentum", "effective_learning_rate",
-                      "decay_steps", "end_factor", "label_smoothing"]
+    winner_columns = [
+        "steps_to_result",
+        "best_trial",
+        "learning_rate",
+        "momentum",
+        "effective_learning_rate",
+        "decay_steps",
+        "end_factor",
+        "label_smoothing",
+    ]
     best = counts.merge(winners[[*keys, *winner_columns]], on=keys, how="left")
     best["best_trial"] = best["best_trial"].fillna(-1).astype(int)
     best["steps_to_result"] = best["steps_to_result"].astype(float)
-    best = best.astype({"n_trials": int, "n_infeasible": int, "n_reached": int, "step_budget": int, "target_value": float})
+    best = best.astype(
+        {"n_trials": int, "n_infeasible": int, "n_reached": int, "step_budget": int, "target_value": float}
+    )
     return best.reindex(columns=[*by, *STEPS_TO_RESULT_COLUMNS])
 
 
@@ -95,10 +106,14 @@ def with_interpolated_steps(best: pd.DataFrame, curves: pd.DataFrame) -> pd.Data
             interval.append(math.nan)
             continue
         curve = curves[
-            (curves["workload"] == row["workload"]) & (curves["optimizer"] == row["optimizer"])
-            & (curves["batch_size"] == row["batch_size"]) & (curves["trial_id"] == row["best_trial"])
+            (curves["workload"] == row["workload"])
+            & (curves["optimizer"] == row["optimizer"])
+            & (curves["batch_size"] == row["batch_size"])
+            & (curves["trial_id"] == row["best_trial"])
         ].sort_values("step")
-        interpolated.append(trial_steps_interpolated(curve, row["target_metric"], row["target_value"], row["target_direction"]))
+        interpolated.append(
+            trial_steps_interpolated(curve, row["target_metric"], row["target_value"], row["target_direction"])
+        )
         before = curve["step"][curve["step"] < row["steps_to_result"]]
         interval.append(float(row["steps_to_result"] - before.iloc[-1]) if len(before) else 0.0)
     best["steps_interpolated"] = interpolated

@@ -1,4 +1,5 @@
 """summary.md: the study's findings in a few sentences with numbers, from the output tables only."""
+
 from __future__ import annotations
 
 import html
@@ -52,19 +53,25 @@ def _boundary_sentence(fit: pd.Series, name: str, what: str) -> str:
     return f"{what} ≈ {interval(fit, name)}{BOUND_WORDS.get(fit[name + '_constraint'], '')}"
 
 
-def workload_paragraph(steps: pd.DataFrame, fits: pd.DataFrame, budget: pd.DataFrame, workload: str, optimizer: str, confidence: float) -> str:
+def workload_paragraph(
+    steps: pd.DataFrame, fits: pd.DataFrame, budget: pd.DataFrame, workload: str, optimizer: str, confidence: float
+) -> str:
     rows = steps[(steps["workload"] == workload) & (steps["optimizer"] == optimizer)].sort_values("batch_size")
     reached = rows.dropna(subset=["steps_to_result"])
     direction = ">" if rows["target_direction"].iloc[0] == "maximize" else "<"
     goal = f"validation {rows['target_metric'].iloc[0]} {direction} {number(rows['target_value'].iloc[0])}"
-    lines = [f"**{workload}, {optimizer_label(optimizer)}** (goal: {goal}; {int(rows['n_trials'].max())} trials per batch size)."]
+    lines = [
+        f"**{workload}, {optimizer_label(optimizer)}** (goal: {goal}; {int(rows['n_trials'].max())} trials per batch "
+        "size)."
+    ]
     if reached.empty:
         return lines[0] + " No batch size reached the goal within its step budget."
     first, last = reached.iloc[0], reached.iloc[-1]
     missing = rows[rows["steps_to_result"].isna()]["batch_size"].tolist()
     lines.append(
         f"The goal was reached at {len(reached)} of {len(rows)} batch sizes"
-        + (f" (not at {', '.join(map(str, missing))})" if missing else "") + ". "
+        + (f" (not at {', '.join(map(str, missing))})" if missing else "")
+        + ". "
         f"Steps to result fell from {number(first['steps_to_result'])} at batch size {int(first['batch_size'])} "
         f"to {number(last['steps_to_result'])} at batch size {int(last['batch_size'])}: "
         f"a speed-up of {first['steps_to_result'] / last['steps_to_result']:.2f}x for "
@@ -73,20 +80,31 @@ def workload_paragraph(steps: pd.DataFrame, fits: pd.DataFrame, budget: pd.DataF
     if "steps_interpolated" in reached and np.isfinite(reached["eval_interval"]).any():
         gap = (reached["steps_to_result"] - reached["steps_interpolated"]) / reached["steps_to_result"]
         lines.append(
-            f"Interpolating between evaluations lowers steps to result by {number(100 * gap.median(), 2)}% (median over batch sizes; "
-            f"the crossing lies at most one evaluation interval, {_range(reached['eval_interval'])} steps, before the first evaluation past the goal)."
+            f"Interpolating between evaluations lowers steps to result by {number(100 * gap.median(), 2)}% (median "
+            "over batch sizes; "
+            f"the crossing lies at most one evaluation interval, {_range(reached['eval_interval'])} steps, before the "
+            "first evaluation past the goal)."
         )
     fit = fit_for(fits, workload, optimizer)
     if fit is not None and fit["n_batch_sizes"] < MIN_BATCH_SIZES:
-        lines.append(f"With fewer than {MIN_BATCH_SIZES} batch sizes reaching the goal, the fits below are not constrained by the data.")
+        lines.append(
+            f"With fewer than {MIN_BATCH_SIZES} batch sizes reaching the goal, the fits below are not constrained by "
+            "the data."
+        )
     if fit is not None and np.isfinite(fit["piecewise_e_min"]):
         lines.append(
             f"Piecewise log-log fit ({confidence:.0%} bootstrap intervals, tolerance {number(fit['tolerance'])}): "
-            + _boundary_sentence(fit, "piecewise_b_perfect_end", "perfect scaling ends at batch size") + "; "
-            + _boundary_sentence(fit, "piecewise_b_max_useful", "maximal useful batch size") + "."
+            + _boundary_sentence(fit, "piecewise_b_perfect_end", "perfect scaling ends at batch size")
+            + "; "
+            + _boundary_sentence(fit, "piecewise_b_max_useful", "maximal useful batch size")
+            + "."
         )
     if fit is not None and np.isfinite(fit["s_min"]):
-        extrapolated = " (extrapolated: the plateau lies beyond the measured batch sizes)" if fit["s_min_constraint"] == "extrapolated" else ""
+        extrapolated = (
+            " (extrapolated: the plateau lies beyond the measured batch sizes)"
+            if fit["s_min_constraint"] == "extrapolated"
+            else ""
+        )
         lines.append(
             f"S(B) = S_min (1 + B_crit / B) fit: S_min ≈ {interval(fit, 's_min')}{extrapolated}, "
             f"B_crit ≈ {interval(fit, 'b_crit')}{BOUND_WORDS.get(fit['b_crit_constraint'], '')}."
@@ -95,18 +113,25 @@ def workload_paragraph(steps: pd.DataFrame, fits: pd.DataFrame, budget: pd.DataF
     eff_slope = log2_slope(reached["batch_size"], reached["effective_learning_rate"])
     if np.isfinite(lr_slope):
         lines.append(
-            f"The best learning rate grew as B^{number(lr_slope, 2)} and the best effective learning rate lr/(1-momentum) as "
+            f"The best learning rate grew as B^{number(lr_slope, 2)} and the best effective learning rate "
+            "lr/(1-momentum) as "
             f"B^{number(eff_slope, 2)} (linear scaling: B^1, square-root scaling: B^0.5)."
         )
     small = budget[(budget["workload"] == workload) & (budget["optimizer"] == optimizer)]
     if len(small) and small["budget"].nunique() > 1:
         k_min, k_all = small["budget"].min(), small["budget"].max()
-        both = small[small["budget"].isin([k_min, k_all])].pivot(index="batch_size", columns="budget", values="steps_median").dropna()
+        both = (
+            small[small["budget"].isin([k_min, k_all])]
+            .pivot(index="batch_size", columns="budget", values="steps_median")
+            .dropna()
+        )
         if len(both):
             ratio = (both[k_min] / both[k_all]).median()
             lines.append(
-                f"With only {k_min} trials per batch size instead of {k_all}, the median steps to result was {ratio:.2f}x the full-budget "
-                f"value (median over batch sizes), and the goal was reached in {number(100 * small[small['budget'] == k_min]['fraction_reached'].mean(), 2)}% of subsets."
+                f"With only {k_min} trials per batch size instead of {k_all}, the median steps to result was "
+                f"{ratio:.2f}x the full-budget "
+                "value (median over batch sizes), and the goal was reached in "
+                f"{number(100 * small[small['budget'] == k_min]['fraction_reached'].mean(), 2)}% of subsets."
             )
     return " ".join(lines)
 
@@ -125,10 +150,18 @@ def optimizer_sentence(fits: pd.DataFrame, workload: str) -> str | None:
     return f"Optimizers on {workload}: perfect scaling (piecewise fit) ended at batch size " + "; ".join(parts) + "."
 
 
-def study_summary(steps: pd.DataFrame, fits: pd.DataFrame, budget: pd.DataFrame, study: str, confidence: float,
-                  stopped_at_target: bool) -> str:
+def study_summary(
+    steps: pd.DataFrame,
+    fits: pd.DataFrame,
+    budget: pd.DataFrame,
+    study: str,
+    confidence: float,
+    stopped_at_target: bool,
+) -> str:
     paragraphs = [f"# Study {study}: summary", ""]
-    for workload, optimizer in sorted(steps[["workload", "optimizer"]].drop_duplicates().itertuples(index=False, name=None)):
+    for workload, optimizer in sorted(
+        steps[["workload", "optimizer"]].drop_duplicates().itertuples(index=False, name=None)
+    ):
         paragraphs += [workload_paragraph(steps, fits, budget, workload, optimizer, confidence), ""]
     for workload in sorted(steps["workload"].unique()):
         sentence = optimizer_sentence(fits, workload)
@@ -136,11 +169,17 @@ def study_summary(steps: pd.DataFrame, fits: pd.DataFrame, budget: pd.DataFrame,
             paragraphs += [sentence, ""]
     quality = steps.dropna(subset=["best_val_metric"])
     if len(quality):
-        note = (" Trials stopped once they met the goal, so these values only show that the goal was met, not the best reachable."
-                if stopped_at_target else "")
+        note = (
+            " Trials stopped once they met the goal, so these values only show that the goal was met, not the best "
+            "reachable."
+            if stopped_at_target
+            else ""
+        )
         paragraphs += [
-            f"Solution quality: the best validation metric within the step budget ranged from {number(quality['best_val_metric'].min())} "
-            f"to {number(quality['best_val_metric'].max())} across studies.{note}", "",
+            "Solution quality: the best validation metric within the step budget ranged from "
+            f"{number(quality['best_val_metric'].min())} "
+            f"to {number(quality['best_val_metric'].max())} across studies.{note}",
+            "",
         ]
     return "\n".join(paragraphs)
 
@@ -157,8 +196,16 @@ def summary_html(text: str) -> str:
     return page("Summary", "\n".join(blocks))
 
 
-def write_summary(steps: pd.DataFrame, fits: pd.DataFrame, budget: pd.DataFrame, markdown_path, html_path, study: str,
-                  confidence: float, stopped_at_target: bool) -> None:
+def write_summary(
+    steps: pd.DataFrame,
+    fits: pd.DataFrame,
+    budget: pd.DataFrame,
+    markdown_path,
+    html_path,
+    study: str,
+    confidence: float,
+    stopped_at_target: bool,
+) -> None:
     text = study_summary(steps, fits, budget, study, confidence, stopped_at_target)
     atomic_write(markdown_path, lambda tmp: Path(tmp).write_text(text))
     atomic_write(html_path, lambda tmp: Path(tmp).write_text(summary_html(text)))

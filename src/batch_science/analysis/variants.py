@@ -7,6 +7,7 @@
 
 Only groups of two or more workloads count. Keys are readable labels for titles and files.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,11 @@ def dataset_size_variants(workloads: dict) -> dict[str, list[str]]:
 
     groups = _groups(workloads, key)
     # Same model and data but every train_examples equal is not a dataset-size comparison.
-    return {k: v for k, v in groups.items() if len({_canonical(workloads[n]["dataset"].get("train_examples")) for n in v}) > 1}
+    return {
+        k: v
+        for k, v in groups.items()
+        if len({_canonical(workloads[n]["dataset"].get("train_examples")) for n in v}) > 1
+    }
 
 
 def _goal(workload: dict) -> str:

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from batch_science.bench.measurements import REPO, BATCH_SIZES, dag_scaling, in_processes, merged, snakemake_job_overhead
+from batch_science.bench.measurements import (
+    BATCH_SIZES,
+    REPO,
+    dag_scaling,
+    in_processes,
+    merged,
+    snakemake_job_overhead,
+)
 from batch_science.config import steps_for
 from batch_science.models.registry import get_model
 from batch_science.tuning.study_config import load_config
@@ -24,7 +31,11 @@ from batch_science.tuning.study_config import load_config
 # -- the run ------------------------------------------------------------------------------------------
 def _flops_per_trial_step(config: dict, batch_size: int, eval_every: int) -> float:
     workload = next(iter(config["workloads"].values()))
-    forward = get_model(workload["model"]).flops_per_example((40,), 10) if workload["dataset"]["name"] == "mnist1d" else math.nan
+    forward = (
+        get_model(workload["model"]).flops_per_example((40,), 10)
+        if workload["dataset"]["name"] == "mnist1d"
+        else math.nan
+    )
     return 3 * forward * batch_size + forward * 2000 / eval_every  # training + evaluation of MNIST-1D's 2000
 
 
@@ -35,9 +46,15 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES))
     parser.add_argument("--sweep-trials", type=int, default=96)
     parser.add_argument("--sweep-batch-sizes", type=int, nargs="*", default=[16, 256])
-    parser.add_argument("--float32-check-batch-size", type=int, default=256, help="sweep rerun one trial per graph to compare (0: skip)")
-    parser.add_argument("--dag-trials", type=int, nargs="*", default=[16, 112, 336, 672], help="trials per study in the dry-run scaling")
-    parser.add_argument("--job-batch-sizes", type=int, nargs="*", default=[256, 4096], help="tune jobs run through Snakemake")
+    parser.add_argument(
+        "--float32-check-batch-size", type=int, default=256, help="sweep rerun one trial per graph to compare (0: skip)"
+    )
+    parser.add_argument(
+        "--dag-trials", type=int, nargs="*", default=[16, 112, 336, 672], help="trials per study in the dry-run scaling"
+    )
+    parser.add_argument(
+        "--job-batch-sizes", type=int, nargs="*", default=[256, 4096], help="tune jobs run through Snakemake"
+    )
     args = parser.parse_args(argv)
 
     config_path = Path(args.config).resolve()
@@ -47,7 +64,11 @@ def main(argv=None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     gpus = in_processes("accelerators", [()])[0]["gpus"]
     device = f"GPU ({', '.join(gpus)})" if gpus else f"{cores} CPU cores"
-    print(f"bench: {device}, config {config_path.name}, workload {next(iter(config['workloads']))}, {config['precision']}", flush=True)
+    print(
+        f"bench: {device}, config {config_path.name}, workload {next(iter(config['workloads']))}, "
+        f"{config['precision']}",
+        flush=True,
+    )
     # One tune job per core is how Snakemake runs a CPU machine; a GPU is shared by no such jobs.
     jobs_per_core = cores > 1 and not gpus
 
@@ -60,13 +81,22 @@ def main(argv=None) -> None:
     def add(batch_size, strategy, result, processes=1, extra=None):
         rate = result["trial_steps"] / result["seconds"]
         flops = _flops_per_trial_step(config, batch_size, result["eval_every"])
-        rows.append({
-            "batch_size": batch_size, "strategy": strategy, "trials": result["trials"], "processes": processes,
-            "trials_per_graph": result.get("trials_per_graph", math.nan),
-            "trial_steps_per_s": rate, "gflops": rate * flops / 1e9, "fraction_of_matmul_peak": rate * flops / 1e9 / peak,
-            "startup_s": result.get("startup_s", math.nan), "eval_fraction": result.get("eval_fraction", math.nan),
-            "eval_every": result["eval_every"], **(extra or {}),
-        })
+        rows.append(
+            {
+                "batch_size": batch_size,
+                "strategy": strategy,
+                "trials": result["trials"],
+                "processes": processes,
+                "trials_per_graph": result.get("trials_per_graph", math.nan),
+                "trial_steps_per_s": rate,
+                "gflops": rate * flops / 1e9,
+                "fraction_of_matmul_peak": rate * flops / 1e9 / peak,
+                "startup_s": result.get("startup_s", math.nan),
+                "eval_fraction": result.get("eval_fraction", math.nan),
+                "eval_every": result["eval_every"],
+                **(extra or {}),
+            }
+        )
         print(f"  b{batch_size} {strategy}: {rate:,.0f} trial-steps/s", flush=True)
 
     for batch_size in args.batch_sizes:
@@ -81,41 +111,85 @@ def main(argv=None) -> None:
     keras_rates = {r["batch_size"]: r for r in rows if r["strategy"] == "keras_fit"}
     sweeps = []
     for batch_size in args.sweep_batch_sizes:
-        runs = [("engine_sweep", 1, in_processes("engine_sweep", [(config, batch_size, None, args.sweep_trials, None, time.perf_counter())])[0])]
+        runs = [
+            (
+                "engine_sweep",
+                1,
+                in_processes(
+                    "engine_sweep", [(config, batch_size, None, args.sweep_trials, None, time.perf_counter())]
+                )[0],
+            )
+        ]
         if jobs_per_core:
             # The same sweep as the pipeline runs it with --cores N: N single-threaded tune jobs of
             # a part of the trials each, started together; timed until the last one ends.
             launched = time.perf_counter()
-            parts = in_processes("engine_sweep", [(config, batch_size, 1, args.sweep_trials, None, launched, (k, cores)) for k in range(cores)])
+            parts = in_processes(
+                "engine_sweep",
+                [(config, batch_size, 1, args.sweep_trials, None, launched, (k, cores)) for k in range(cores)],
+            )
             runs.append(("engine_sweep_job_per_core", cores, merged(parts)))
         sweeps += [(batch_size, processes, result) for _, processes, result in runs]
         keras = keras_rates.get(batch_size)
         for strategy, processes, result in runs:
             # Keras on the same sweep: each trial the steps the engine trained it, at Keras' measured
             # steady rate, plus its measured per-trial start-up (extrapolated: hours to run for real).
-            keras_s = sum(keras["startup_s"] + steps / keras["trial_steps_per_s"] for steps in result["final_steps"]) if keras else math.nan
+            keras_s = (
+                sum(keras["startup_s"] + steps / keras["trial_steps_per_s"] for steps in result["final_steps"])
+                if keras
+                else math.nan
+            )
             extra = {
-                "trials_per_hour": 3600 * result["trials"] / result["seconds"], "startup_s": result["import_s"] + result["setup_s"] + result["first_call_s"],
-                "keras_extrapolated_s": keras_s, "sweep_ratio_vs_keras_fit": keras_s / result["seconds"],
+                "trials_per_hour": 3600 * result["trials"] / result["seconds"],
+                "startup_s": result["import_s"] + result["setup_s"] + result["first_call_s"],
+                "keras_extrapolated_s": keras_s,
+                "sweep_ratio_vs_keras_fit": keras_s / result["seconds"],
             }
-            add(batch_size, strategy, {**result, "eval_every": _workload_eval_every(config, batch_size)}, processes=processes, extra=extra)
-            print(f"    sweep of {result['trials']} trials in {processes} process(es): {result['seconds']:.1f}s (import {result['import_s']:.1f}s, setup {result['setup_s']:.1f}s, "
-                  f"first call with compile {result['first_call_s']:.1f}s, train+eval {result['train_and_eval_s']:.1f}s, host {result['host_s']:.2f}s, "
-                  f"graph sizes {result['graph_sizes']}, slots busy {result['slot_utilisation']:.0%}); Keras extrapolated {keras_s:.0f}s", flush=True)
+            add(
+                batch_size,
+                strategy,
+                {**result, "eval_every": _workload_eval_every(config, batch_size)},
+                processes=processes,
+                extra=extra,
+            )
+            print(
+                f"    sweep of {result['trials']} trials in {processes} process(es): {result['seconds']:.1f}s (import "
+                f"{result['import_s']:.1f}s, setup {result['setup_s']:.1f}s, "
+                f"first call with compile {result['first_call_s']:.1f}s, train+eval "
+                f"{result['train_and_eval_s']:.1f}s, host {result['host_s']:.2f}s, "
+                f"graph sizes {result['graph_sizes']}, slots busy {result['slot_utilisation']:.0%}); Keras "
+                f"extrapolated {keras_s:.0f}s",
+                flush=True,
+            )
 
     agreement = None
     if args.float32_check_batch_size:
         batch_size = args.float32_check_batch_size
-        grouped = next((r for b, processes, r in sweeps if b == batch_size and processes == 1), None) or in_processes(
-            "engine_sweep", [(config, batch_size, None, args.sweep_trials, None, time.perf_counter())])[0]
+        grouped = (
+            next((r for b, processes, r in sweeps if b == batch_size and processes == 1), None)
+            or in_processes("engine_sweep", [(config, batch_size, None, args.sweep_trials, None, time.perf_counter())])[
+                0
+            ]
+        )
         alone = in_processes("engine_sweep", [(config, batch_size, None, args.sweep_trials, 1, time.perf_counter())])[0]
         same = [
-            (a == b) or (math.isnan(a) and math.isnan(b)) for a, b in zip(grouped["steps_to_result"], alone["steps_to_result"])
+            (a == b) or (math.isnan(a) and math.isnan(b))
+            for a, b in zip(grouped["steps_to_result"], alone["steps_to_result"])
         ]
         same_status = [a == b for a, b in zip(grouped["status"], alone["status"])]
-        agreement = {"batch_size": batch_size, "trials": len(same), "identical_steps_to_result": sum(same) / len(same), "identical_status": sum(same_status) / len(same)}
-        print(f"  {config['precision']} b{batch_size}: {grouped['trials_per_graph']} trials per graph vs one: steps to result identical for "
-              f"{agreement['identical_steps_to_result']:.1%} of {len(same)} trials, status for {agreement['identical_status']:.1%}", flush=True)
+        agreement = {
+            "batch_size": batch_size,
+            "trials": len(same),
+            "identical_steps_to_result": sum(same) / len(same),
+            "identical_status": sum(same_status) / len(same),
+        }
+        print(
+            f"  {config['precision']} b{batch_size}: {grouped['trials_per_graph']} trials per graph vs one: steps to "
+            "result identical for "
+            f"{agreement['identical_steps_to_result']:.1%} of {len(same)} trials, status for "
+            f"{agreement['identical_status']:.1%}",
+            flush=True,
+        )
 
     table = pd.DataFrame(rows)
     keras_by_batch = table[table.strategy == "keras_fit"].set_index("batch_size")["trial_steps_per_s"]
@@ -126,18 +200,41 @@ def main(argv=None) -> None:
 
     study_rows = []
     for batch_size, processes, result in sweeps:
-        study_rows.append({
-            "part": f"sweep b{batch_size}" + (f" in {processes} jobs" if processes > 1 else ""), "import_s": result["import_s"], "setup_s": result["setup_s"], "compile_and_first_interval_s": result["first_call_s"],
-            "train_and_eval_s": result["train_and_eval_s"], "python_between_intervals_s": result["host_s"], "total_s": result["seconds"],
-            "slot_utilisation": result["slot_utilisation"],
-            "eval_fraction_of_steady": table[(table.batch_size == batch_size) & (table.strategy == "engine")].eval_fraction.mean() if batch_size in args.batch_sizes else math.nan,
-        })
+        study_rows.append(
+            {
+                "part": f"sweep b{batch_size}" + (f" in {processes} jobs" if processes > 1 else ""),
+                "import_s": result["import_s"],
+                "setup_s": result["setup_s"],
+                "compile_and_first_interval_s": result["first_call_s"],
+                "train_and_eval_s": result["train_and_eval_s"],
+                "python_between_intervals_s": result["host_s"],
+                "total_s": result["seconds"],
+                "slot_utilisation": result["slot_utilisation"],
+                "eval_fraction_of_steady": table[
+                    (table.batch_size == batch_size) & (table.strategy == "engine")
+                ].eval_fraction.mean()
+                if batch_size in args.batch_sizes
+                else math.nan,
+            }
+        )
     jobs = snakemake_job_overhead(config_path, config, args.job_batch_sizes) if args.job_batch_sizes else []
     for job in jobs:
-        study_rows.append({"part": f"snakemake tune job b{job['batch_size']}", "total_s": job["snakemake_wall_s"], "job_logged_s": job["job_logged_s"],
-                           "setup_s": job["job_setup_s"], "snakemake_overhead_s": job["overhead_s"]})
+        study_rows.append(
+            {
+                "part": f"snakemake tune job b{job['batch_size']}",
+                "total_s": job["snakemake_wall_s"],
+                "job_logged_s": job["job_logged_s"],
+                "setup_s": job["job_setup_s"],
+                "snakemake_overhead_s": job["overhead_s"],
+            }
+        )
     if agreement:
-        study_rows.append({"part": f"{config['precision']} grouping agreement b{agreement['batch_size']}", **{k: v for k, v in agreement.items() if k != "batch_size"}})
+        study_rows.append(
+            {
+                "part": f"{config['precision']} grouping agreement b{agreement['batch_size']}",
+                **{k: v for k, v in agreement.items() if k != "batch_size"},
+            }
+        )
     pd.DataFrame(study_rows).to_csv(out / "study.csv", index=False)
 
     dag = pd.DataFrame(dag_scaling(config_path, config, args.dag_trials)) if args.dag_trials else pd.DataFrame()
@@ -171,15 +268,26 @@ def goal_lines(table) -> list[str]:
         if not len(rows):
             continue
         best = rows.loc[rows.ratio_vs_keras_fit.idxmax()]
-        lines.append(f"b{batch_size}: {best.ratio_vs_keras_fit:.1f}x the Keras loop ({best.strategy}), goal {ratio_goal}x: {'met' if best.ratio_vs_keras_fit >= ratio_goal else 'NOT met'}")
+        lines.append(
+            f"b{batch_size}: {best.ratio_vs_keras_fit:.1f}x the Keras loop ({best.strategy}), goal {ratio_goal}x: "
+            f"{'met' if best.ratio_vs_keras_fit >= ratio_goal else 'NOT met'}"
+        )
         if peak_goal:
             best = rows.loc[rows.fraction_of_matmul_peak.idxmax()]
-            lines.append(f"b{batch_size}: {best.fraction_of_matmul_peak:.0%} of the matmul peak ({best.strategy}), goal {peak_goal:.0%}: {'met' if best.fraction_of_matmul_peak >= peak_goal else 'NOT met'}")
-    sweeps = table[table.strategy.isin(["engine_sweep", "engine_sweep_job_per_core"]) & (table.batch_size == SWEEP_GOAL[0])]
+            lines.append(
+                f"b{batch_size}: {best.fraction_of_matmul_peak:.0%} of the matmul peak ({best.strategy}), goal "
+                f"{peak_goal:.0%}: {'met' if best.fraction_of_matmul_peak >= peak_goal else 'NOT met'}"
+            )
+    sweeps = table[
+        table.strategy.isin(["engine_sweep", "engine_sweep_job_per_core"]) & (table.batch_size == SWEEP_GOAL[0])
+    ]
     if len(sweeps):
         best = sweeps.loc[sweeps.sweep_ratio_vs_keras_fit.idxmax()]
         ratio = float(best.sweep_ratio_vs_keras_fit)
-        lines.append(f"sweep b{SWEEP_GOAL[0]}: {ratio:.1f}x the Keras loop, start-up included ({best.strategy}), goal {SWEEP_GOAL[1]}x: {'met' if ratio >= SWEEP_GOAL[1] else 'NOT met'}")
+        lines.append(
+            f"sweep b{SWEEP_GOAL[0]}: {ratio:.1f}x the Keras loop, start-up included ({best.strategy}), goal "
+            f"{SWEEP_GOAL[1]}x: {'met' if ratio >= SWEEP_GOAL[1] else 'NOT met'}"
+        )
     return lines
 
 

@@ -1,4 +1,5 @@
-"""The measurements of `make bench` (bench/__main__.py runs them): the engine against the plain Keras loop, the machine's matmul peak, the cost of a study.
+"""The measurements of `make bench` (bench/__main__.py runs them): the engine against the plain Keras
+loop, the machine's matmul peak, the cost of a study.
 
 Every figure is measured in this one run, on this machine, under the same load: ratios are only
 meaningful within a run. Each measurement runs in its own fresh process (TensorFlow's thread
@@ -15,6 +16,7 @@ Writes results/bench/engine.csv (one row per batch size and strategy), study.csv
 time of the default study goes, and Snakemake's per-job overhead) and dag.csv (dry-run time
 against the number of jobs).
 """
+
 from __future__ import annotations
 
 import math
@@ -107,7 +109,9 @@ def keras_fit(config: dict, batch_size: int, threads: int | None) -> dict:
             if self.first_step_at is None:
                 self.first_step_at = time.perf_counter()
             if self.steps % eval_every == 0:
-                loss, accuracy = self.model.evaluate(arrays.x_validation, arrays.y_validation, batch_size=len(arrays.x_validation), verbose=0)
+                loss, accuracy = self.model.evaluate(
+                    arrays.x_validation, arrays.y_validation, batch_size=len(arrays.x_validation), verbose=0
+                )
                 metric = 1 - accuracy if target.metric == "error" else loss
                 if target.met(metric) or self.steps >= steps:
                     self.model.stop_training = True
@@ -117,7 +121,9 @@ def keras_fit(config: dict, batch_size: int, threads: int | None) -> dict:
         keras.utils.set_random_seed(trial)
         started = time.perf_counter()
         layers = [keras.layers.Input(arrays.x_train.shape[1:]), keras.layers.Flatten()]
-        layers += [keras.layers.Dense(width, activation="relu", kernel_initializer="he_normal") for width in model_spec.hidden]
+        layers += [
+            keras.layers.Dense(width, activation="relu", kernel_initializer="he_normal") for width in model_spec.hidden
+        ]
         model = keras.Sequential(layers + [keras.layers.Dense(arrays.num_classes)])
         model.compile(
             optimizer=keras.optimizers.SGD(STEADY_TRIAL["learning_rate"], momentum=STEADY_TRIAL["momentum"]),
@@ -133,7 +139,13 @@ def keras_fit(config: dict, batch_size: int, threads: int | None) -> dict:
         startup_s += callback.first_step_at - started
         timed_steps += callback.steps - 1
         timed_s += finished - callback.first_step_at
-    return {"trials": KERAS_TRIALS, "trial_steps": timed_steps, "seconds": timed_s, "startup_s": startup_s / KERAS_TRIALS, "eval_every": eval_every}
+    return {
+        "trials": KERAS_TRIALS,
+        "trial_steps": timed_steps,
+        "seconds": timed_s,
+        "startup_s": startup_s / KERAS_TRIALS,
+        "eval_every": eval_every,
+    }
 
 
 def engine_steady(config: dict, batch_size: int, threads: int | None, barrier=None, trials: int | None = None) -> dict:
@@ -147,7 +159,10 @@ def engine_steady(config: dict, batch_size: int, threads: int | None, barrier=No
     rounds = max(1, math.ceil(ENGINE_TRIAL_STEPS[batch_size] / (slots * budget)))
 
     def run(seed_base: int, n_trials: int, n_steps: int) -> float:
-        batch = [{**STEADY_TRIAL, "seed": seed_base + i, "step_budget": n_steps, "eval_every": eval_every} for i in range(n_trials)]
+        batch = [
+            {**STEADY_TRIAL, "seed": seed_base + i, "step_budget": n_steps, "eval_every": eval_every}
+            for i in range(n_trials)
+        ]
         started = time.perf_counter()
         engine.run(batch, Target(**workload["target"]), stop_at_target=False, group_size=slots)
         return time.perf_counter() - started
@@ -159,19 +174,37 @@ def engine_steady(config: dict, batch_size: int, threads: int | None, barrier=No
     # Evaluation's share: the same graph shape evaluated alone, as often as the run evaluates.
     import numpy as np
 
-    weights = [engine.tf.constant(np.stack([model.init(i, engine.input_shape, engine.num_classes)[k] for i in range(slots)]), engine.dtype) for k in range(len(model.init(0, engine.input_shape, engine.num_classes)))]
+    weights = [
+        engine.tf.constant(
+            np.stack([model.init(i, engine.input_shape, engine.num_classes)[k] for i in range(slots)]), engine.dtype
+        )
+        for k in range(len(model.init(0, engine.input_shape, engine.num_classes)))
+    ]
     engine.evaluate(weights)[0].numpy()
     started = time.perf_counter()
     for _ in range(5):
         engine.evaluate(weights)[0].numpy()
     eval_s = (time.perf_counter() - started) / 5 * rounds * (budget // eval_every + 1)
     return {
-        "trials": slots * rounds, "trial_steps": slots * rounds * budget, "seconds": seconds, "startup_s": warmup_s,
-        "eval_fraction": min(1.0, eval_s / seconds), "eval_every": eval_every, "trials_per_graph": slots,
+        "trials": slots * rounds,
+        "trial_steps": slots * rounds * budget,
+        "seconds": seconds,
+        "startup_s": warmup_s,
+        "eval_fraction": min(1.0, eval_s / seconds),
+        "eval_every": eval_every,
+        "trials_per_graph": slots,
     }
 
 
-def engine_sweep(config: dict, batch_size: int, threads: int | None, n_trials: int, group_size: int | None, process_start: float, shard: tuple[int, int] = (0, 1)) -> dict:
+def engine_sweep(
+    config: dict,
+    batch_size: int,
+    threads: int | None,
+    n_trials: int,
+    group_size: int | None,
+    process_start: float,
+    shard: tuple[int, int] = (0, 1),
+) -> dict:
     """A real sweep, as a tune job runs it: the config's search space, budget and early stop, start-up included.
 
     `shard` = (k, n): this process runs the k-th of n contiguous parts of the sweep's trials, as
@@ -188,19 +221,31 @@ def engine_sweep(config: dict, batch_size: int, threads: int | None, n_trials: i
     slots = engine.slots_for(len(trials), group_size)  # as a tune job decides it
     ready = time.perf_counter()
     outcomes = engine.run(
-        trials, Target(**workload["target"]), divergence_factor=config["divergence_factor"],
-        stop_at_target=config["stop_at_target"], group_size=slots,
+        trials,
+        Target(**workload["target"]),
+        divergence_factor=config["divergence_factor"],
+        stop_at_target=config["stop_at_target"],
+        group_size=slots,
     )
     finished = time.perf_counter()
     stats = engine.stats
     return {
-        "trials": len(trials), "trial_steps": stats["trial_steps"], "slot_steps": stats["slot_steps"], "seconds": finished - process_start,
-        "import_s": imported - process_start, "setup_s": ready - imported, "python_start_s": started - process_start, "first_call_s": stats["first_call_s"],
-        "train_and_eval_s": stats["call_s"], "host_s": stats["host_s"], "graph_sizes": stats["graph_sizes"],
+        "trials": len(trials),
+        "trial_steps": stats["trial_steps"],
+        "slot_steps": stats["slot_steps"],
+        "seconds": finished - process_start,
+        "import_s": imported - process_start,
+        "setup_s": ready - imported,
+        "python_start_s": started - process_start,
+        "first_call_s": stats["first_call_s"],
+        "train_and_eval_s": stats["call_s"],
+        "host_s": stats["host_s"],
+        "graph_sizes": stats["graph_sizes"],
         "slot_utilisation": stats["trial_steps"] / max(1, stats["slot_steps"]),
         "trials_per_graph": slots,
         "final_steps": [o.final_step for o in outcomes],
-        "steps_to_result": [o.steps_to_result for o in outcomes], "status": [o.status for o in outcomes],
+        "steps_to_result": [o.steps_to_result for o in outcomes],
+        "status": [o.status for o in outcomes],
     }
 
 
@@ -248,7 +293,16 @@ def in_processes(function: str, args_per_process: list[tuple], synchronised: boo
 
 # -- the study's cost around the engine: Snakemake jobs and the DAG ------------------------------------
 def _snakemake(workdir: Path, *args: str, timeout: float = 1800) -> tuple[float, subprocess.CompletedProcess]:
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
@@ -278,7 +332,15 @@ def snakemake_job_overhead(config_path: Path, config: dict, batch_sizes: list[in
             log = (workdir / tune_log(config["study"], study, 0)).read_text()
             ready = float(re.search(r"data and graph ready after ([\d.]+)s", log).group(1))
             done = float(re.search(r"done in ([\d.]+)s", log).group(1))
-            rows.append({"batch_size": batch_size, "snakemake_wall_s": wall, "job_logged_s": done, "job_setup_s": ready, "overhead_s": wall - done})
+            rows.append(
+                {
+                    "batch_size": batch_size,
+                    "snakemake_wall_s": wall,
+                    "job_logged_s": done,
+                    "job_setup_s": ready,
+                    "overhead_s": wall - done,
+                }
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return rows
@@ -292,7 +354,9 @@ def dag_scaling(config_path: Path, config: dict, trials_per_study: list[int]) ->
         for trials in trials_per_study:
             sized = {**config, "trials": trials}
             jobs = sum(shard_count(sized, s.workload) for s in studies(sized))
-            wall, result = _snakemake(workdir, "-n", "--quiet", "rules", "--configfile", str(config_path), "--config", f"trials={trials}")
+            wall, result = _snakemake(
+                workdir, "-n", "--quiet", "rules", "--configfile", str(config_path), "--config", f"trials={trials}"
+            )
             rows.append({"trials": trials * len(studies(sized)), "tune_jobs": jobs, "dry_run_s": wall})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -29,7 +29,8 @@ def train_subset_size(spec: dict, n_available: int) -> int:
         if spec["train_examples"] > n_available:
             split = spec.get("train_split", "train")
             raise ValueError(
-                f"dataset '{spec['name']}': train_examples {spec['train_examples']} exceeds the {n_available} in split '{split}'"
+                f"dataset '{spec['name']}': train_examples {spec['train_examples']} exceeds the {n_available} in "
+                f"split '{split}'"
             )
         return int(spec["train_examples"])
     if spec.get("train_fraction"):

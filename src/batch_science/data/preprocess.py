@@ -30,6 +30,7 @@ examples from disk and runs the same per-image functions as here (`scaled_image`
 images (`channel_statistics`), so both paths give the same numbers. Streaming covers images and
 raw tensors (with `classes` and training subsets); text needs the in-memory path.
 """
+
 from __future__ import annotations
 
 import os
@@ -65,6 +66,7 @@ def keep_classes(xs: list, ys: list, classes: int) -> tuple[list, list]:
 
 
 # -- images ----------------------------------------------------------------------------------
+
 
 def scaled_image(image, size: int | None):
     """One uint8 image as float32 in [0, 1], resized and centre-cropped to size x size unless size is None.
@@ -121,7 +123,9 @@ def standardised(images, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
 
 def standardise(train: np.ndarray, *others: np.ndarray):
     """Per-channel standardisation with the training set's mean and standard deviation."""
-    mean, std = channel_statistics(train[start : start + STATISTICS_CHUNK] for start in range(0, len(train), STATISTICS_CHUNK))
+    mean, std = channel_statistics(
+        train[start : start + STATISTICS_CHUNK] for start in range(0, len(train), STATISTICS_CHUNK)
+    )
     return tuple(standardised(a, mean, std) for a in (train, *others))
 
 
@@ -157,6 +161,7 @@ def augment_batch(x, seeds, step, augmentation: str):
 
 
 # -- text ------------------------------------------------------------------------------------
+
 
 class ByteTokenizer:
     """Bytes 1..256 (0 is the end-of-sentence token)."""
@@ -224,6 +229,7 @@ def _text(value) -> str:
 
 # -- loading ---------------------------------------------------------------------------------
 
+
 def load_arrays(builder, spec: dict, data_dir: str):
     """Arrays of a workload's dataset block with the paper's preprocessing (see the module docstring)."""
     kind = dataset_kind(builder)
@@ -231,7 +237,9 @@ def load_arrays(builder, spec: dict, data_dir: str):
     x_train, y_train = split_examples(builder, train_split)
     x_validation, y_validation = split_examples(builder, validation_split)
     if spec.get("classes") and not kind.text:
-        (x_train, y_train), (x_validation, y_validation) = (keep_classes(x, y, spec["classes"]) for x, y in ((x_train, y_train), (x_validation, y_validation)))
+        (x_train, y_train), (x_validation, y_validation) = (
+            keep_classes(x, y, spec["classes"]) for x, y in ((x_train, y_train), (x_validation, y_validation))
+        )
     n = train_subset_size(spec, len(x_train))
     x_train, y_train = x_train[:n], y_train[:n]
 
@@ -248,7 +256,14 @@ def load_arrays(builder, spec: dict, data_dir: str):
     train, validation = standardise(train, validation)
     label = builder.info.features[builder.info.supervised_keys[1]]
     num_classes = min(spec["classes"], label.num_classes) if spec.get("classes") else label.num_classes
-    return Arrays(train, np.asarray(y_train, np.int32), validation, np.asarray(y_validation, np.int32), num_classes, augmenter(spec))
+    return Arrays(
+        train,
+        np.asarray(y_train, np.int32),
+        validation,
+        np.asarray(y_validation, np.int32),
+        num_classes,
+        augmenter(spec),
+    )
 
 
 def augmenter(spec: dict):

@@ -12,6 +12,7 @@ Whether to stream is decided per workload from `dataset.streaming` (auto, true, 
 auto, the dataset's size as float32 (split sizes times the preprocessed example shape) against
 `dataset.in_memory_limit_gb`; the decision is logged.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,9 +21,9 @@ import logging
 import math
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -62,14 +63,23 @@ def should_stream(spec: dict, builder) -> bool:
     mode = spec.get("streaming", "auto")
     name = spec["name"]
     if mode is True or mode is False:
-        log.info("dataset '%s': %s (dataset.streaming: %s)", name, "streamed from disk" if mode else "held in memory", str(mode).lower())
+        log.info(
+            "dataset '%s': %s (dataset.streaming: %s)",
+            name,
+            "streamed from disk" if mode else "held in memory",
+            str(mode).lower(),
+        )
         return mode
     limit = spec.get("in_memory_limit_gb", DEFAULT_IN_MEMORY_LIMIT_GB)
     size = dataset_gigabytes(spec, builder)
     stream = size > limit
     log.info(
-        "dataset '%s': %.3g GB as float32, %s dataset.in_memory_limit_gb %g: %s", name, size,
-        "over" if stream else "within", limit, "streamed from disk" if stream else "held in memory",
+        "dataset '%s': %.3g GB as float32, %s dataset.in_memory_limit_gb %g: %s",
+        name,
+        size,
+        "over" if stream else "within",
+        limit,
+        "streamed from disk" if stream else "held in memory",
     )
     return stream
 
@@ -96,11 +106,12 @@ class StreamedData:
     augment: Callable | None = None  # as Arrays.augment: applied to training batches on the device
 
     @classmethod
-    def load(cls, spec: dict, builder, data_dir: str) -> "StreamedData":
+    def load(cls, spec: dict, builder, data_dir: str) -> StreamedData:
         name = spec["name"]
         if not is_array_record(builder):
             raise ValueError(
-                f"dataset '{name}': prepared as {builder.info.file_format.value} in {builder.data_dir}; streaming needs "
+                f"dataset '{name}': prepared as {builder.info.file_format.value} in {builder.data_dir}; streaming "
+                "needs "
                 "array_record (delete that folder and its .prepared file, then rerun prepare_data)"
             )
         applies = preprocess.applies(spec, builder)
@@ -113,15 +124,24 @@ class StreamedData:
         label = builder.info.features[builder.info.supervised_keys[1]]
         num_classes = label.num_classes
         if spec.get("classes"):  # as preprocess.keep_classes: the examples of the first classes, in stored order
-            train, validation = (_Subset(records, _class_positions(builder, records, spec, split, data_dir)) for records, split in ((train, train_split), (validation, spec.get("validation_split", "validation"))))
+            train, validation = (
+                _Subset(records, _class_positions(builder, records, spec, split, data_dir))
+                for records, split in ((train, train_split), (validation, spec.get("validation_split", "validation")))
+            )
             num_classes = min(num_classes, spec["classes"])
         input_feature = builder.info.features[builder.info.supervised_keys[0]]
         images = applies and kind.images
         stream = cls(
-            name=name, train_records=train, validation_records=validation,
-            n_train=train_subset_size(spec, len(train)), n_validation=len(validation),
-            input_shape=_example_shape(spec, builder), num_classes=num_classes, decode=decode_fn(builder),
-            image_size=preprocess.image_size(spec, input_feature) if images else None, images=images,
+            name=name,
+            train_records=train,
+            validation_records=validation,
+            n_train=train_subset_size(spec, len(train)),
+            n_validation=len(validation),
+            input_shape=_example_shape(spec, builder),
+            num_classes=num_classes,
+            decode=decode_fn(builder),
+            image_size=preprocess.image_size(spec, input_feature) if images else None,
+            images=images,
             augment=preprocess.augmenter(spec) if images else None,
         )
         if images:
@@ -143,7 +163,9 @@ class StreamedData:
                     x = tf.cast((tf.cast(x, tf.float64) - mean) / std, tf.float32)
             return tf.cast(x, tf.float32), tf.cast(y, tf.int32)
 
-        return tf.data.Dataset.from_tensor_slices(records).map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return tf.data.Dataset.from_tensor_slices(records).map(
+            prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
 
     def read(self, source, indices: np.ndarray, standardise: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Examples at `indices` of a records source: x [n, ...] float32, y [n] int32."""
@@ -162,9 +184,17 @@ class StreamedData:
         if cache.exists():
             saved = json.loads(cache.read_text())
             return np.array(saved["mean"]), np.array(saved["std"])
-        log.info("dataset '%s': computing per-channel statistics of %d training images (once; cached in %s)", self.name, self.n_train, cache)
+        log.info(
+            "dataset '%s': computing per-channel statistics of %d training images (once; cached in %s)",
+            self.name,
+            self.n_train,
+            cache,
+        )
         chunk = preprocess.STATISTICS_CHUNK
-        chunks = (self.read(self.train_records, np.arange(start, min(start + chunk, self.n_train)), standardise=False)[0] for start in range(0, self.n_train, chunk))
+        chunks = (
+            self.read(self.train_records, np.arange(start, min(start + chunk, self.n_train)), standardise=False)[0]
+            for start in range(0, self.n_train, chunk)
+        )
         mean, std = preprocess.channel_statistics(prefetched(chunks))
         # Several tune jobs may compute it at once: same numbers, each renames its own file into place.
         text = json.dumps({"key": key, "mean": mean.tolist(), "std": std.tolist()})
@@ -190,7 +220,6 @@ def _class_positions(builder, records, spec: dict, split: str, data_dir: str) ->
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-
     cache = Path(data_dir) / f"{spec['name']}_classes{spec['classes']}_{split.replace('/', '_')}.npy"
     if cache.exists():
         return np.load(cache)
@@ -199,9 +228,16 @@ def _class_positions(builder, records, spec: dict, split: str, data_dir: str) ->
     labels = (
         tf.data.Dataset.from_tensor_slices(np.arange(len(records)))
         .batch(4096)
-        .map(lambda at: tf.numpy_function(lambda a: np.array(records.__getitems__(a.tolist()), dtype=object), [at], tf.string))
+        .map(
+            lambda at: tf.numpy_function(
+                lambda a: np.array(records.__getitems__(a.tolist()), dtype=object), [at], tf.string
+            )
+        )
         .unbatch()
-        .map(lambda record: builder.info.features.deserialize_example(record, decoders=skip_input)[label_key], num_parallel_calls=tf.data.AUTOTUNE)
+        .map(
+            lambda record: builder.info.features.deserialize_example(record, decoders=skip_input)[label_key],
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     )
     positions = np.flatnonzero(np.fromiter(tfds.as_numpy(labels), np.int64) < spec["classes"])
 

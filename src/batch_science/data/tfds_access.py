@@ -58,7 +58,9 @@ def dataset_kind(dataset_builder) -> Kind:
 
     keys = dataset_builder.info.supervised_keys
     if not keys:
-        raise ValueError(f"dataset '{dataset_builder.name}': has no supervised keys (input, label); not usable by a model")
+        raise ValueError(
+            f"dataset '{dataset_builder.name}': has no supervised keys (input, label); not usable by a model"
+        )
     feature = dataset_builder.info.features[keys[0]]
     return Kind(images=isinstance(feature, tfds.features.Image), text=isinstance(feature, tfds.features.Text))
 

@@ -28,6 +28,7 @@ primary source. Language models take token ids (as floats, as the engine feeds i
 shape [batch, length] and give logits [trials, batch, length, vocab]: the next-token
 prediction at every position.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,6 +42,7 @@ BN_EPSILON = 1e-5
 
 
 # -- weights described once: shapes drive init, parameter counts and unpacking -------------
+
 
 @dataclass(frozen=True)
 class Weight:
@@ -115,7 +117,10 @@ def _conv_weight(name, kernel, c_in, c_out) -> Weight:
 
 
 def _dense_weights(name, n_in, n_out, init="glorot") -> list[Weight]:
-    return [Weight(f"{name}/kernel", (n_in, n_out), init, fan_in=n_in, fan_out=n_out), Weight(f"{name}/bias", (n_out,), "zeros")]
+    return [
+        Weight(f"{name}/kernel", (n_in, n_out), init, fan_in=n_in, fan_out=n_out),
+        Weight(f"{name}/bias", (n_out,), "zeros"),
+    ]
 
 
 def _norm_weights(name, channels) -> list[Weight]:
@@ -128,7 +133,13 @@ def _batch_norm(tf, x, gamma, beta, ghost_batch_size: int | None, training: bool
     if statistics is not None:
         mean, variance = statistics
         x = (x - mean) * tf.math.rsqrt(variance + BN_EPSILON)
-    elif training and ghost_batch_size and batch is not None and batch > ghost_batch_size and batch % ghost_batch_size == 0:
+    elif (
+        training
+        and ghost_batch_size
+        and batch is not None
+        and batch > ghost_batch_size
+        and batch % ghost_batch_size == 0
+    ):
         ghosts = tf.reshape(x, [batch // ghost_batch_size, ghost_batch_size, *x.shape[1:]])
         mean, variance = tf.nn.moments(ghosts, axes=list(range(1, len(ghosts.shape) - 1)), keepdims=True)
         x = tf.reshape((ghosts - mean) * tf.math.rsqrt(variance + BN_EPSILON), x.shape)
@@ -146,6 +157,7 @@ def _pooled(size: int, times: int) -> int:
 
 # -- fully connected ---------------------------------------------------------------------
 
+
 def fully_connected(depth: int = 3, width: int = 1024):
     """The paper's fully connected nets fc_<width>x<depth> (ReLU): Mlp with `depth` layers of `width`."""
 
@@ -155,6 +167,7 @@ def fully_connected(depth: int = 3, width: int = 1024):
 
 
 # -- simple CNN ----------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SimpleCnn(_PaperModel):
@@ -172,7 +185,10 @@ class SimpleCnn(_PaperModel):
         height, width, channels = input_shape if len(input_shape) == 3 else (*input_shape, 1)
         out, c_in = [], channels
         for layer, c_out in enumerate(self.filters):
-            out += [_conv_weight(f"conv{layer}/kernel", self.kernel, c_in, c_out), Weight(f"conv{layer}/bias", (c_out,), "zeros")]
+            out += [
+                _conv_weight(f"conv{layer}/kernel", self.kernel, c_in, c_out),
+                Weight(f"conv{layer}/bias", (c_out,), "zeros"),
+            ]
             c_in = c_out
         flat = _pooled(height, len(self.filters)) * _pooled(width, len(self.filters)) * c_in
         return out + _dense_weights("dense", flat, self.dense, "he") + _dense_weights("logits", self.dense, num_classes)
@@ -202,6 +218,7 @@ class SimpleCnn(_PaperModel):
 
 # -- ResNets -------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ResNet(_PaperModel):
     """ResNet v1 (He et al. 2016) with batch norm after every convolution.
@@ -222,7 +239,10 @@ class ResNet(_PaperModel):
 
     def weights(self, input_shape, num_classes):
         channels = input_shape[-1]
-        out = [_conv_weight("stem/kernel", 7 if self.bottleneck else 3, channels, self._stem_width()), *_norm_weights("stem/bn", self._stem_width())]
+        out = [
+            _conv_weight("stem/kernel", 7 if self.bottleneck else 3, channels, self._stem_width()),
+            *_norm_weights("stem/bn", self._stem_width()),
+        ]
         c_in = self._stem_width()
         for stage, (n_blocks, width) in enumerate(zip(self.blocks, self.widths)):
             for block in range(n_blocks):
@@ -236,7 +256,10 @@ class ResNet(_PaperModel):
                 for i, (k, a, b) in enumerate(layers):
                     out += [_conv_weight(f"{name}/conv{i}", k, a, b), *_norm_weights(f"{name}/bn{i}", b)]
                 if c_in != c_out or (block == 0 and stage > 0):
-                    out += [_conv_weight(f"{name}/projection", 1, c_in, c_out), *_norm_weights(f"{name}/projection_bn", c_out)]
+                    out += [
+                        _conv_weight(f"{name}/projection", 1, c_in, c_out),
+                        *_norm_weights(f"{name}/projection_bn", c_out),
+                    ]
                 c_in = c_out
         return out + _dense_weights("logits", c_in, num_classes)
 
@@ -254,7 +277,9 @@ class ResNet(_PaperModel):
         per_trial = []
         for trial in range(weights[0].shape[0]):
             measured: dict = {}
-            self.forward({name: tensor[trial] for name, tensor in zip(names, weights)}, x, training=False, measured=measured)
+            self.forward(
+                {name: tensor[trial] for name, tensor in zip(names, weights)}, x, training=False, measured=measured
+            )
             per_trial.append([s for name in self._norm_names for s in measured[name]])
         return [tf.stack(column) for column in zip(*per_trial)]
 
@@ -268,7 +293,9 @@ class ResNet(_PaperModel):
         def bn(h, name):
             if measured is not None:
                 given[name] = measured[name] = tf.nn.moments(h, axes=list(range(len(h.shape) - 1)))
-            return _batch_norm(tf, h, w[f"{name}/gamma"], w[f"{name}/beta"], self.ghost_batch_size, training, given.get(name))
+            return _batch_norm(
+                tf, h, w[f"{name}/gamma"], w[f"{name}/beta"], self.ghost_batch_size, training, given.get(name)
+            )
 
         stride = 2 if self.bottleneck else 1
         x = tf.nn.relu(bn(tf.nn.conv2d(x, w["stem/kernel"], stride, "SAME"), "stem/bn"))
@@ -324,10 +351,16 @@ def resnet_50(ghost_batch_size: int | None = 32, width: int = 64, blocks=(3, 4, 
 
     `width` scales every stage (64 is the standard model); `blocks` shrinks it for tests only.
     """
-    return ResNet50(blocks=tuple(blocks), widths=tuple(width * 2**i for i in range(4)), bottleneck=True, ghost_batch_size=ghost_batch_size)
+    return ResNet50(
+        blocks=tuple(blocks),
+        widths=tuple(width * 2**i for i in range(4)),
+        bottleneck=True,
+        ghost_batch_size=ghost_batch_size,
+    )
 
 
 # -- VGG-11 --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Vgg(_PaperModel):
@@ -345,10 +378,18 @@ class Vgg(_PaperModel):
         out, c_in = [], input_shape[-1]
         for stage, (width, n) in enumerate(zip(self.widths, self.convs_per_stage)):
             for i in range(n):
-                out += [_conv_weight(f"s{stage}c{i}/kernel", 3, c_in, width), Weight(f"s{stage}c{i}/bias", (width,), "zeros")]
+                out += [
+                    _conv_weight(f"s{stage}c{i}/kernel", 3, c_in, width),
+                    Weight(f"s{stage}c{i}/bias", (width,), "zeros"),
+                ]
                 c_in = width
         flat = _pooled(input_shape[0], len(self.widths)) * _pooled(input_shape[1], len(self.widths)) * c_in
-        return out + _dense_weights("fc0", flat, self.dense, "he") + _dense_weights("fc1", self.dense, self.dense, "he") + _dense_weights("logits", self.dense, num_classes)
+        return (
+            out
+            + _dense_weights("fc0", flat, self.dense, "he")
+            + _dense_weights("fc1", self.dense, self.dense, "he")
+            + _dense_weights("logits", self.dense, num_classes)
+        )
 
     def forward(self, w, x, training):
         import tensorflow as tf
@@ -369,7 +410,9 @@ class Vgg(_PaperModel):
             for _ in range(n):
                 flops += 2 * pixels * 9 * c_in * width
                 c_in = width
-        dense = [w for w in self.weights(tuple(input_shape), num_classes) if w.name.endswith("/kernel") and len(w.shape) == 2]
+        dense = [
+            w for w in self.weights(tuple(input_shape), num_classes) if w.name.endswith("/kernel") and len(w.shape) == 2
+        ]
         return flops + sum(2 * int(np.prod(w.shape)) for w in dense)
 
 
@@ -419,7 +462,9 @@ class TransformerLm(_PaperModel):
     @property
     def dims(self):
         preset = TRANSFORMER_SIZES[self.size]
-        return tuple(v if v is not None else p for v, p in zip((self.layers, self.d_model, self.heads, self.d_ff), preset))
+        return tuple(
+            v if v is not None else p for v, p in zip((self.layers, self.d_model, self.heads, self.d_ff), preset)
+        )
 
     _probe_shape = (8,)
 
@@ -431,7 +476,11 @@ class TransformerLm(_PaperModel):
             out += _norm_weights(f"{name}/ln_attention", d)
             for part in ("query", "key", "value", "output"):
                 out += _dense_weights(f"{name}/{part}", d, d)
-            out += _norm_weights(f"{name}/ln_ff", d) + _dense_weights(f"{name}/ff_in", d, f) + _dense_weights(f"{name}/ff_out", f, d)
+            out += (
+                _norm_weights(f"{name}/ln_ff", d)
+                + _dense_weights(f"{name}/ff_in", d, f)
+                + _dense_weights(f"{name}/ff_out", f, d)
+            )
         return out + _norm_weights("ln_final", d)
 
     def forward(self, w, x, training):
@@ -450,13 +499,21 @@ class TransformerLm(_PaperModel):
             a = _layer_norm(tf, h, w[f"{name}/ln_attention/gamma"], w[f"{name}/ln_attention/beta"])
 
             def project(part, a=a, name=name):
-                return tf.reshape(a @ w[f"{name}/{part}/kernel"] + w[f"{name}/{part}/bias"], [batch, length, heads, d // heads])
+                return tf.reshape(
+                    a @ w[f"{name}/{part}/kernel"] + w[f"{name}/{part}/bias"], [batch, length, heads, d // heads]
+                )
 
             scores = tf.einsum("bqhd,bkhd->bhqk", project("query"), project("key")) / math.sqrt(d // heads) + causal
-            attended = tf.reshape(tf.einsum("bhqk,bkhd->bqhd", tf.nn.softmax(scores), project("value")), [batch, length, d])
+            attended = tf.reshape(
+                tf.einsum("bhqk,bkhd->bqhd", tf.nn.softmax(scores), project("value")), [batch, length, d]
+            )
             h = h + attended @ w[f"{name}/output/kernel"] + w[f"{name}/output/bias"]
             a = _layer_norm(tf, h, w[f"{name}/ln_ff/gamma"], w[f"{name}/ln_ff/beta"])
-            h = h + tf.nn.relu(a @ w[f"{name}/ff_in/kernel"] + w[f"{name}/ff_in/bias"]) @ w[f"{name}/ff_out/kernel"] + w[f"{name}/ff_out/bias"]
+            h = (
+                h
+                + tf.nn.relu(a @ w[f"{name}/ff_in/kernel"] + w[f"{name}/ff_in/bias"]) @ w[f"{name}/ff_out/kernel"]
+                + w[f"{name}/ff_out/bias"]
+            )
         h = _layer_norm(tf, h, w["ln_final/gamma"], w["ln_final/beta"])
         return tf.einsum("bld,vd->blv", h, w["embedding"])
 
@@ -485,7 +542,13 @@ class LstmLm(_PaperModel):
         n_in = self.embedding
         for layer in range(self.layers):
             out += [
-                Weight(f"lstm{layer}/kernel", (n_in + self.hidden, 4 * self.hidden), "glorot", fan_in=n_in + self.hidden, fan_out=4 * self.hidden),
+                Weight(
+                    f"lstm{layer}/kernel",
+                    (n_in + self.hidden, 4 * self.hidden),
+                    "glorot",
+                    fan_in=n_in + self.hidden,
+                    fan_out=4 * self.hidden,
+                ),
                 Weight(f"lstm{layer}/bias", (4 * self.hidden,), "forget_bias"),
             ]
             n_in = self.hidden

@@ -5,7 +5,7 @@ The registry imports its leaves (trial_axis.py, paper.py); they never import it.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from batch_science.models.paper import PAPER_MODELS
 from batch_science.models.trial_axis import Cnn1d, Mlp

@@ -11,6 +11,7 @@ the engine then gives it graphs of one trial, with the same calling convention (
 length 1 on weights, per-trial inputs and logits), and still runs each trial as one compiled loop.
 `flops_per_example(input_shape, num_classes)` is the forward pass of one example.
 """
+
 from __future__ import annotations
 
 import math

@@ -25,9 +25,22 @@ from batch_science.trials import Target
 
 # The workflow's rules that read only tables: an imported study runs these and never trains.
 ANALYSIS_RULES = (
-    "aggregate", "fit", "plot_scaling", "plot_variants", "plot_learning_rate", "plot_metaparameters",
-    "plot_solution_quality", "tuning_budget", "plot_tuning_budget", "report_tables", "provenance", "summary", "figures", "all",
+    "aggregate",
+    "fit",
+    "plot_scaling",
+    "plot_variants",
+    "plot_learning_rate",
+    "plot_metaparameters",
+    "plot_solution_quality",
+    "tuning_budget",
+    "plot_tuning_budget",
+    "report_tables",
+    "provenance",
+    "summary",
+    "figures",
+    "all",
 )
+
 
 def parse_target(text: str) -> Target:
     """'error<0.01', 'cross_entropy<3.9' or 'error>0.5' -> Target."""
@@ -55,10 +68,23 @@ def main(argv=None) -> int:
     importing.add_argument("release_dir")
     importing.add_argument("--study", default="paper_release", help="study name (results/<study>/)")
     importing.add_argument("--results", default="results", help="results folder")
-    importing.add_argument("--target", action="append", help="WORKLOAD_OR_DATASET=METRIC<VALUE, e.g. mnist=error<0.01 (repeatable)")
-    importing.add_argument("--first-complete", type=int, default=None, help="keep the first N COMPLETE trials per study, as the paper's plots (100)")
-    importing.add_argument("--strict", action="store_true", help="refuse the whole import if any study folder is malformed")
-    importing.add_argument("--include", action="append", help="only study folders matching this pattern, e.g. 'mnist/simple_cnn_base/*/*' (repeatable)")
+    importing.add_argument(
+        "--target", action="append", help="WORKLOAD_OR_DATASET=METRIC<VALUE, e.g. mnist=error<0.01 (repeatable)"
+    )
+    importing.add_argument(
+        "--first-complete",
+        type=int,
+        default=None,
+        help="keep the first N COMPLETE trials per study, as the paper's plots (100)",
+    )
+    importing.add_argument(
+        "--strict", action="store_true", help="refuse the whole import if any study folder is malformed"
+    )
+    importing.add_argument(
+        "--include",
+        action="append",
+        help="only study folders matching this pattern, e.g. 'mnist/simple_cnn_base/*/*' (repeatable)",
+    )
     exporting = commands.add_parser("export", help="export results/<study>/ trials and curves in the release layout")
     exporting.add_argument("study_dir", help="results/<study> (with trials.parquet and curves.parquet)")
     exporting.add_argument("out_dir")
@@ -66,9 +92,19 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         if args.command == "import":
-            out = import_release(args.release_dir, args.study, args.results, _targets_from_args(args.target), args.strict, args.first_complete, args.include)
-            print(f"imported into {out}; aggregate, fit and figures with:\n  snakemake --configfile {out}/config.yaml "
-                  f"--allowed-rules {' '.join(ANALYSIS_RULES)} --cores 1")
+            out = import_release(
+                args.release_dir,
+                args.study,
+                args.results,
+                _targets_from_args(args.target),
+                args.strict,
+                args.first_complete,
+                args.include,
+            )
+            print(
+                f"imported into {out}; aggregate, fit and figures with:\n  snakemake --configfile {out}/config.yaml "
+                f"--allowed-rules {' '.join(ANALYSIS_RULES)} --cores 1"
+            )
         else:
             study_dir = Path(args.study_dir)
             for name in ("trials.parquet", "curves.parquet"):
@@ -76,7 +112,12 @@ def main(argv=None) -> int:
                     raise ReleaseError(f"{study_dir / name}: missing (run the pipeline's aggregate step first)")
             meta = read_parquet_metadata(study_dir / "trials.parquet")
             config = json.loads(meta["config"]) if "config" in meta else None
-            written = write_release(pd.read_parquet(study_dir / "trials.parquet"), pd.read_parquet(study_dir / "curves.parquet"), args.out_dir, config)
+            written = write_release(
+                pd.read_parquet(study_dir / "trials.parquet"),
+                pd.read_parquet(study_dir / "curves.parquet"),
+                args.out_dir,
+                config,
+            )
             print(f"wrote {len(written)} study folders under {args.out_dir}")
     except ReleaseError as error:
         print(f"release error: {error}", file=sys.stderr)

@@ -61,14 +61,27 @@ def _metadata_json(trial: pd.Series) -> dict:
         extra = {}
     columns = {release: ours for release, (ours, _) in PARAMETERS.items()}
     parameters = {name: _json_value(trial[columns[name]]) for name in sorted(names)}
-    meta = {**extra, "parameters": parameters, "status": status, "steps": int(trial["final_step"]), "trial_id": int(trial["trial_id"])}
+    meta = {
+        **extra,
+        "parameters": parameters,
+        "status": status,
+        "steps": int(trial["final_step"]),
+        "trial_id": int(trial["trial_id"]),
+    }
     if not isinstance(trial.get("release_metadata"), str):
         # Our own columns the layout has no place for, so that import gives back the same tables.
         meta["batch_science"] = {
-            "workload": trial["workload"], "seed": int(trial["seed"]), "eval_every": int(trial["eval_every"]),
+            "workload": trial["workload"],
+            "seed": int(trial["seed"]),
+            "eval_every": int(trial["eval_every"]),
             "config_hash": trial["config_hash"],
-            "best_val_metric": _json_value(trial["best_val_metric"]), "best_step": int(trial["best_step"]),
-            "target": {"metric": trial["target_metric"], "value": float(trial["target_value"]), "direction": trial["target_direction"]},
+            "best_val_metric": _json_value(trial["best_val_metric"]),
+            "best_step": int(trial["best_step"]),
+            "target": {
+                "metric": trial["target_metric"],
+                "value": float(trial["target_value"]),
+                "direction": trial["target_direction"],
+            },
         }
     return meta
 
@@ -99,7 +112,9 @@ def _study_folders(trials: pd.DataFrame) -> dict[tuple, str]:
     return folders
 
 
-def write_release(trials: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Path, config: dict | None = None) -> list[Path]:
+def write_release(
+    trials: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Path, config: dict | None = None
+) -> list[Path]:
     """Write trial and curve tables in the release layout; returns the study folders written."""
     out_dir = Path(out_dir)
     missing = [c for c in TRIAL_COLUMNS if c not in trials.columns and c != "study"]
@@ -108,7 +123,9 @@ def write_release(trials: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Pat
     curves_by_trial = {key: frame for key, frame in curves.groupby(CURVE_KEYS)}
     written = []
     for key, folder in _study_folders(trials).items():
-        study = trials[(trials["workload"] == key[0]) & (trials["optimizer"] == key[1]) & (trials["batch_size"] == key[2])]
+        study = trials[
+            (trials["workload"] == key[0]) & (trials["optimizer"] == key[1]) & (trials["batch_size"] == key[2])
+        ]
         study_dir = out_dir / folder
         study_dir.mkdir(parents=True, exist_ok=True)
         with open(study_dir / "study.json", "w") as f:
@@ -124,5 +141,3 @@ def write_release(trials: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Pat
             _measurements(curve.sort_values("step"), trial).to_csv(trial_dir / "measurements.csv", index=False)
         written.append(study_dir)
     return written
-
-

@@ -117,7 +117,9 @@ def _median_eval_interval(steps: np.ndarray) -> int:
     return int(np.median(gaps)) if len(gaps) else 0
 
 
-def read_study(study_dir: Path, root: Path, study_name: str, target: Target | None) -> tuple[list[dict], list[pd.DataFrame], int]:
+def read_study(
+    study_dir: Path, root: Path, study_name: str, target: Target | None
+) -> tuple[list[dict], list[pd.DataFrame], int]:
     """(trial records, curve frames, INCOMPLETE trials left out) of one study folder; ReleaseError if malformed."""
     relative = study_dir.relative_to(root).parts
     if len(relative) < 4:
@@ -126,7 +128,9 @@ def read_study(study_dir: Path, root: Path, study_name: str, target: Target | No
     study = _read_json(study_path)
     _require(study, ["batch_size", "dataset", "model", "optimizer"], study_path)
     if RELEASE_OPTIMIZERS.get(study["optimizer"]) is None:
-        raise ReleaseError(f"{study_path}: unknown optimizer '{study['optimizer']}' (known: {', '.join(RELEASE_OPTIMIZERS)})")
+        raise ReleaseError(
+            f"{study_path}: unknown optimizer '{study['optimizer']}' (known: {', '.join(RELEASE_OPTIMIZERS)})"
+        )
     if str(study["batch_size"]) != relative[-1]:
         raise ReleaseError(f"{study_path}: batch_size {study['batch_size']} does not match its folder '{relative[-1]}'")
     if study["optimizer"] != relative[-2]:
@@ -163,10 +167,14 @@ def read_study(study_dir: Path, root: Path, study_name: str, target: Target | No
             raise ReleaseError(f"{meta_path}: parameters must be an object with a learning_rate")
         unknown = sorted(set(parameters) - set(PARAMETERS))
         if unknown:
-            raise ReleaseError(f"{meta_path}: unknown parameter(s) {', '.join(unknown)} (known: {', '.join(PARAMETERS)})")
+            raise ReleaseError(
+                f"{meta_path}: unknown parameter(s) {', '.join(unknown)} (known: {', '.join(PARAMETERS)})"
+            )
         measurements = _read_measurements(trial_dir / "measurements.csv")
         if metric_column not in measurements.columns:
-            raise ReleaseError(f"{trial_dir / 'measurements.csv'}: no '{metric_column}' column for target metric '{target.metric}'")
+            raise ReleaseError(
+                f"{trial_dir / 'measurements.csv'}: no '{metric_column}' column for target metric '{target.metric}'"
+            )
 
         curve = measurements.rename(columns=MEASUREMENT_COLUMNS)
         for column in ("train_cross_entropy", "val_cross_entropy", "val_error"):
@@ -190,7 +198,9 @@ def read_study(study_dir: Path, root: Path, study_name: str, target: Target | No
             best_metric, best_step = math.nan, 0
         feasible = meta["status"] == "COMPLETE"
         steps = trial_steps_to_result(curve, target.metric, target.value, target.direction) if feasible else math.nan
-        extra_meta = {k: v for k, v in meta.items() if k not in ("parameters", "status", "steps", "trial_id", "batch_science")}
+        extra_meta = {
+            k: v for k, v in meta.items() if k not in ("parameters", "status", "steps", "trial_id", "batch_science")
+        }
         records.append(
             {
                 "study": study_name,
@@ -208,7 +218,9 @@ def read_study(study_dir: Path, root: Path, study_name: str, target: Target | No
                 "seed": int(ours.get("seed", -1)),
                 "step_budget": int(study.get("train_steps", meta["steps"])),
                 "eval_every": int(ours.get("eval_every", _median_eval_interval(curve["step"].to_numpy()))),
-                "effective_learning_rate": effective_learning_rate(float(values["learning_rate"]), float(values["momentum"])),
+                "effective_learning_rate": effective_learning_rate(
+                    float(values["learning_rate"]), float(values["momentum"])
+                ),
                 "status": (REACHED if math.isfinite(steps) else NOT_REACHED) if feasible else INFEASIBLE,
                 "steps_to_result": steps,
                 "best_val_metric": best_metric,
@@ -254,19 +266,27 @@ def read_release(
     targets = targets or {}
     study_dirs = sorted({p.parent for p in root.rglob("study.json")})
     if include:
-        study_dirs = [d for d in study_dirs if any(fnmatch.fnmatchcase("/".join(d.relative_to(root).parts), pattern) for pattern in include)]
+        study_dirs = [
+            d
+            for d in study_dirs
+            if any(fnmatch.fnmatchcase("/".join(d.relative_to(root).parts), pattern) for pattern in include)
+        ]
         if not study_dirs:
             raise ReleaseError(f"{root}: no study folder matches {', '.join(include)}")
     # A study folder whose study.json is missing is partial: it has trial folders with metadata.json.
     orphans = sorted({p.parent.parent for p in root.rglob("metadata.json")} - set(study_dirs))
     if not study_dirs and not orphans:
-        raise ReleaseError(f"{root}: no study.json below this folder (expected <dataset>/<model>/<optimizer>/<batch_size>/study.json)")
+        raise ReleaseError(
+            f"{root}: no study.json below this folder (expected <dataset>/<model>/<optimizer>/<batch_size>/study.json)"
+        )
     problems = [f"{d / 'study.json'}: missing (study folder has trial folders)" for d in orphans]
     records, curves, incomplete = [], [], {}
     for study_dir in study_dirs:
         relative = study_dir.relative_to(root).parts
         dataset_dir, model = "/".join(relative[:-3]), relative[-3] if len(relative) >= 3 else ""
-        target = targets.get(workload_name(relative[:-2])) or targets.get(dataset_dir) or default_target(dataset_dir, model)
+        target = (
+            targets.get(workload_name(relative[:-2])) or targets.get(dataset_dir) or default_target(dataset_dir, model)
+        )
         try:
             study_records, study_curves, n_incomplete = read_study(study_dir, root, study_name, target)
         except ReleaseError as error:
@@ -283,7 +303,11 @@ def read_release(
     for problem in problems:
         log.warning("%s: study left out", problem)
     trials = pd.DataFrame(records, columns=TRIAL_COLUMNS + RELEASE_COLUMNS)
-    curves_table = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=[*CURVE_KEYS, "step", "train_cross_entropy", "val_cross_entropy", "val_error"])
+    curves_table = (
+        pd.concat(curves, ignore_index=True)
+        if curves
+        else pd.DataFrame(columns=[*CURVE_KEYS, "step", "train_cross_entropy", "val_cross_entropy", "val_error"])
+    )
     trials = trials.sort_values(CURVE_KEYS, ignore_index=True)
     curves_table = curves_table.sort_values([*CURVE_KEYS, "step"], ignore_index=True)
     return ReleaseTables(trials, curves_table, problems, incomplete)
@@ -299,7 +323,6 @@ def _first_complete(records, curves, n):
     return [r for r, _ in kept], [c for _, c in kept]
 
 
-
 def imported_study_config(tables: ReleaseTables, study_name: str) -> dict:
     """A config under which the imported tables are a finished study (tune is never run on it)."""
     trials = tables.trials
@@ -311,8 +334,15 @@ def imported_study_config(tables: ReleaseTables, study_name: str) -> dict:
         workloads[workload] = {
             "dataset": {"name": str(first["dataset"])},
             "model": release_model_spec(str(first["model"])),
-            "target": {"metric": first["target_metric"], "value": float(first["target_value"]), "direction": first["target_direction"]},
-            "step_budget": {str(b): max(1, int(s) if s > 0 else int(rows[rows["batch_size"] == b]["final_step"].max())) for b, s in budgets.items()},
+            "target": {
+                "metric": first["target_metric"],
+                "value": float(first["target_value"]),
+                "direction": first["target_direction"],
+            },
+            "step_budget": {
+                str(b): max(1, int(s) if s > 0 else int(rows[rows["batch_size"] == b]["final_step"].max()))
+                for b, s in budgets.items()
+            },
             "eval_every": {str(b): max(1, int(e)) for b, e in evals.items()},
             "batch_sizes": sorted(int(b) for b in rows["batch_size"].unique()),
             "optimizers": sorted(rows["optimizer"].unique()),
@@ -320,9 +350,18 @@ def imported_study_config(tables: ReleaseTables, study_name: str) -> dict:
         for optimizer, study in rows.groupby("optimizer"):
             if optimizer in spaces:
                 continue
-            record = json.loads(study.iloc[0]["release_study"]) if isinstance(study.iloc[0].get("release_study"), str) else {}
-            space = parameter_configs_to_search_space(record.get("parameter_configs", {}), int(study.iloc[0]["step_budget"]))
-            space.setdefault("learning_rate", {"min": float(rows["learning_rate"].min()), "max": float(rows["learning_rate"].max()), "scale": "log"})
+            record = (
+                json.loads(study.iloc[0]["release_study"])
+                if isinstance(study.iloc[0].get("release_study"), str)
+                else {}
+            )
+            space = parameter_configs_to_search_space(
+                record.get("parameter_configs", {}), int(study.iloc[0]["step_budget"])
+            )
+            space.setdefault(
+                "learning_rate",
+                {"min": float(rows["learning_rate"].min()), "max": float(rows["learning_rate"].max()), "scale": "log"},
+            )
             if optimizer in MOMENTUM_OPTIMIZERS:
                 space.setdefault("momentum", {"min": 0.0, "max": 0.999, "scale": "reverse_log"})
             else:
@@ -338,7 +377,9 @@ def imported_study_config(tables: ReleaseTables, study_name: str) -> dict:
     }
 
 
-def import_release(release_dir, study_name: str, results_dir="results", targets=None, strict=False, first_complete=None, include=None) -> Path:
+def import_release(
+    release_dir, study_name: str, results_dir="results", targets=None, strict=False, first_complete=None, include=None
+) -> Path:
     """Import a release folder as results/<study>/: shard tables, aggregated tables and a config."""
     tables = read_release(release_dir, study_name, targets, strict, first_complete, include)
     if tables.trials.empty:
@@ -352,19 +393,27 @@ def import_release(release_dir, study_name: str, results_dir="results", targets=
         for optimizer in spec["optimizers"]:
             for batch_size in spec["batch_sizes"]:
                 study = Study(workload, optimizer, int(batch_size))
-                pick = (tables.trials["workload"] == workload) & (tables.trials["optimizer"] == optimizer) & (tables.trials["batch_size"] == batch_size)
-                pick_curves = (tables.curves["workload"] == workload) & (tables.curves["optimizer"] == optimizer) & (tables.curves["batch_size"] == batch_size)
+                pick = (
+                    (tables.trials["workload"] == workload)
+                    & (tables.trials["optimizer"] == optimizer)
+                    & (tables.trials["batch_size"] == batch_size)
+                )
+                pick_curves = (
+                    (tables.curves["workload"] == workload)
+                    & (tables.curves["optimizer"] == optimizer)
+                    & (tables.curves["batch_size"] == batch_size)
+                )
                 # The config grid is workload x optimizers x batch sizes; a study the release lacks is an empty table.
                 trial_file, curve_file = (shard_table(str(out), kind, study, 0) for kind in TABLE_KINDS)
                 write_parquet(tables.trials[pick] if pick.any() else empty_trials, trial_file, meta)
                 write_parquet(tables.curves[pick_curves] if pick_curves.any() else empty_curves, curve_file, meta)
                 trial_files.append(trial_file)
                 curve_files.append(curve_file)
-    aggregate_study(trial_files, curve_files, out / "trials.parquet", out / "curves.parquet", out / "steps_to_result.csv")
+    aggregate_study(
+        trial_files, curve_files, out / "trials.parquet", out / "curves.parquet", out / "steps_to_result.csv"
+    )
     config["noise_scale"] = {"enabled": False}  # no data to train on
     with open(out / "config.yaml", "w") as f:
         f.write(f"# Imported from {meta['source']} by python -m batch_science.release; tune never runs on it.\n")
         yaml.safe_dump(config, f, sort_keys=False)
     return out
-
-

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-
 # Our optimizer names <-> the release's.
 OPTIMIZER_NAMES = {"sgd": "sgd", "momentum": "momentum", "nesterov": "nesterov_momentum"}
 RELEASE_OPTIMIZERS = {release: ours for ours, release in OPTIMIZER_NAMES.items()}
@@ -65,18 +64,30 @@ def search_space_to_parameter_configs(space: dict, step_budget: int) -> dict:
     """A config search space (after search.study_space) as the release's parameter_configs."""
     configs = {}
     scales = {"linear": "LINEAR_SCALE", "log": "LOG_SCALE", "reverse_log": "REVERSE_LOG_SCALE"}
-    names = {"learning_rate": "learning_rate", "momentum": "momentum", "end_factor": "end_learning_rate_factor", "label_smoothing": "label_smoothing"}
+    names = {
+        "learning_rate": "learning_rate",
+        "momentum": "momentum",
+        "end_factor": "end_learning_rate_factor",
+        "label_smoothing": "label_smoothing",
+    }
     for ours, release in names.items():
         spec = space.get(ours)
         if isinstance(spec, dict) and "values" in spec:
             configs[release] = {"feasible_points": [float(v) for v in spec["values"]], "type": "DISCRETE"}
         elif isinstance(spec, dict) and "min" in spec:
-            configs[release] = {"max_value": spec["max"], "min_value": spec["min"], "scale": scales[spec.get("scale", "linear")], "type": "DOUBLE"}
+            configs[release] = {
+                "max_value": spec["max"],
+                "min_value": spec["min"],
+                "scale": scales[spec.get("scale", "linear")],
+                "type": "DOUBLE",
+            }
     fraction = space.get("decay_fraction")
     if isinstance(fraction, dict) and "min" in fraction and space.get("schedule") == "linear_decay":
         configs["learning_rate_decay_steps"] = {
-            "max_value": math.ceil(fraction["max"] * step_budget), "min_value": math.ceil(fraction["min"] * step_budget),
-            "scale": "", "type": "INTEGER",
+            "max_value": math.ceil(fraction["max"] * step_budget),
+            "min_value": math.ceil(fraction["min"] * step_budget),
+            "scale": "",
+            "type": "INTEGER",
         }
     return configs
 
@@ -84,7 +95,12 @@ def search_space_to_parameter_configs(space: dict, step_budget: int) -> dict:
 def parameter_configs_to_search_space(configs: dict, step_budget: int) -> dict:
     """The release's parameter_configs as a config search space (the inverse of the function above)."""
     scales = {"LINEAR_SCALE": "linear", "LOG_SCALE": "log", "REVERSE_LOG_SCALE": "reverse_log", "": "linear"}
-    names = {"learning_rate": "learning_rate", "momentum": "momentum", "end_learning_rate_factor": "end_factor", "label_smoothing": "label_smoothing"}
+    names = {
+        "learning_rate": "learning_rate",
+        "momentum": "momentum",
+        "end_learning_rate_factor": "end_factor",
+        "label_smoothing": "label_smoothing",
+    }
     space: dict = {}
     for release, ours in names.items():
         spec = configs.get(release)
@@ -93,7 +109,11 @@ def parameter_configs_to_search_space(configs: dict, step_budget: int) -> dict:
         if spec.get("type") == "DISCRETE":
             space[ours] = {"values": [float(v) for v in spec["feasible_points"]]}
         else:
-            space[ours] = {"min": float(spec["min_value"]), "max": float(spec["max_value"]), "scale": scales[spec.get("scale", "")]}
+            space[ours] = {
+                "min": float(spec["min_value"]),
+                "max": float(spec["max_value"]),
+                "scale": scales[spec.get("scale", "")],
+            }
     decay = configs.get("learning_rate_decay_steps")
     if decay and step_budget > 0:
         space["schedule"] = "linear_decay"
@@ -124,5 +144,3 @@ def release_model_spec(model: str) -> dict:
     if model.startswith("transformer_"):
         return {"name": "transformer_lm", "size": model.removeprefix("transformer_")}
     return RELEASE_MODELS.get(model, {"name": model})
-
-

@@ -8,6 +8,7 @@ is complete once its state.json exists; only then are older saves removed. A fol
 was cut short (SIGKILL, node loss) and is removed; one that does not restore is ignored with a
 warning. A checkpoint is per trial, so a resumed trial may land in any graph, slot or shard.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,14 +47,19 @@ def save(folder: Path, state: TrialState, fingerprint: str) -> None:
     shutil.rmtree(target, ignore_errors=True)  # a save of this step cut short earlier
     target.mkdir(parents=True)
     fsync(folder)
-    _tensors(tf, state.weights, state.velocity, state.alive, state.loss_limit, state.step, state.weights[0].dtype).write(str(target / TENSORS_PREFIX))
+    _tensors(
+        tf, state.weights, state.velocity, state.alive, state.loss_limit, state.step, state.weights[0].dtype
+    ).write(str(target / TENSORS_PREFIX))
     for path in target.iterdir():
         fsync(path)
     outcome = state.outcome
     record = {
         "fingerprint": fingerprint,
         "step": state.step,
-        "outcome": {key: getattr(outcome, key) for key in ("status", "steps_to_result", "best_metric", "best_step", "final_step", "curve")},
+        "outcome": {
+            key: getattr(outcome, key)
+            for key in ("status", "steps_to_result", "best_metric", "best_step", "final_step", "curve")
+        },
     }
     atomic_write(target / STATE_FILE, lambda tmp: Path(tmp).write_text(json.dumps(record)))
     for older in folder.glob("step_*"):
@@ -83,11 +89,16 @@ def load(folder: Path, fingerprint: str, like_weights: list[np.ndarray], dtype) 
                     tensors = _tensors(tf, zeros, zeros, False, 0.0, 0, dtype)
                     tensors.read(str(save_dir / TENSORS_PREFIX)).assert_consumed()
                     if int(tensors.step.numpy()) != record["step"]:
-                        raise ValueError(f"its tensors are at step {int(tensors.step.numpy())}, its state at {record['step']}")
+                        raise ValueError(
+                            f"its tensors are at step {int(tensors.step.numpy())}, its state at {record['step']}"
+                        )
                     state = TrialState(
-                        TrialOutcome(trial={}, **record["outcome"]), record["step"],
-                        [w.numpy() for w in tensors.weights], [v.numpy() for v in tensors.velocity],
-                        bool(tensors.alive.numpy()), float(tensors.loss_limit.numpy()),
+                        TrialOutcome(trial={}, **record["outcome"]),
+                        record["step"],
+                        [w.numpy() for w in tensors.weights],
+                        [v.numpy() for v in tensors.velocity],
+                        bool(tensors.alive.numpy()),
+                        float(tensors.loss_limit.numpy()),
                     )
             except Exception as error:  # truncated, edited or from another TensorFlow: train afresh rather than fail
                 log.warning("%s: unreadable checkpoint (%s), ignoring it", save_dir, " ".join(str(error).split())[:300])

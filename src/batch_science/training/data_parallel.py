@@ -14,11 +14,12 @@ module is for the few trials whose batch needs several accelerators: tune jobs o
 config's data_parallel.min_batch_size on (tuning/tune_job.py; docs/cluster.md). Across nodes,
 srun starts one worker per node (tuning/launcher.py).
 """
+
 from __future__ import annotations
 
 import math
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -56,7 +57,9 @@ def _slurm_resolver(tf, port: int):
     )
     cluster = slurm.cluster_spec()
     task_type, task_id = slurm.get_task_info()
-    return resolvers.SimpleClusterResolver(cluster, task_type=task_type, task_id=task_id, num_accelerators={}, rpc_layer="grpc")
+    return resolvers.SimpleClusterResolver(
+        cluster, task_type=task_type, task_id=task_id, num_accelerators={}, rpc_layer="grpc"
+    )
 
 
 def strategy_for_study(spec: dict):
@@ -73,7 +76,9 @@ def strategy_for_study(spec: dict):
     if not gpus:
         return strategy_for(use_logical_cpus(spec["devices"]))
     if len(gpus) < spec["devices"]:
-        raise RuntimeError(f"data_parallel.devices: {spec['devices']} GPUs asked for, {len(gpus)} visible (CUDA_VISIBLE_DEVICES)")
+        raise RuntimeError(
+            f"data_parallel.devices: {spec['devices']} GPUs asked for, {len(gpus)} visible (CUDA_VISIBLE_DEVICES)"
+        )
     return strategy_for([f"/gpu:{i}" for i in range(spec["devices"])])
 
 
@@ -108,7 +113,9 @@ class DataParallelTrial:
             current = [tf.identity(w) for w in weights]
             with tf.GradientTape() as tape:
                 tape.watch(current)
-                loss = engine.loss(engine.model.apply(current, x[None], shared=False), y[None], hyper["label_smoothing"])
+                loss = engine.loss(
+                    engine.model.apply(current, x[None], shared=False), y[None], hyper["label_smoothing"]
+                )
                 total = tf.reduce_sum(loss)
             grads = tape.gradient(total, current)
             mean = tf.distribute.ReduceOp.MEAN
@@ -118,7 +125,9 @@ class DataParallelTrial:
             grads, loss = strategy.run(replica_gradients, args=(step,))
             grads = [strategy.experimental_local_results(g)[0] for g in grads]
             loss = strategy.experimental_local_results(loss)[0]
-            rate = learning_rate_at(tf.cast(step, engine.dtype), hyper["learning_rate"], hyper["decay_steps"], hyper["end_factor"], tf)
+            rate = learning_rate_at(
+                tf.cast(step, engine.dtype), hyper["learning_rate"], hyper["decay_steps"], hyper["end_factor"], tf
+            )
             alive = tf.reduce_all(tf.math.is_finite(loss) & (loss < hyper["loss_limit"]))
             for w, v, g in zip(weights, velocity, grads):
                 lr, m = (per_trial(tf, t, w) for t in (rate, hyper["momentum"]))
@@ -155,12 +164,20 @@ class DataParallelTrial:
         return outcomes
 
     def run(
-        self, trial: dict, target: Target, divergence_factor: float = 100.0, stop_at_target: bool = True, progress: Progress | None = None
+        self,
+        trial: dict,
+        target: Target,
+        divergence_factor: float = 100.0,
+        stop_at_target: bool = True,
+        progress: Progress | None = None,
     ) -> TrialOutcome:
         """Same contract as Engine.run for one trial: its outcome with the curve at every evaluation."""
         tf, engine = self.tf, self.engine
         # One trial: its weights with a trial axis of one, as the engine builds them from its seed.
-        initial = [tf.constant(w[None], engine.dtype) for w in engine.model.init(trial["seed"], engine.input_shape, engine.num_classes)]
+        initial = [
+            tf.constant(w[None], engine.dtype)
+            for w in engine.model.init(trial["seed"], engine.input_shape, engine.num_classes)
+        ]
         hyper = {key: tf.constant([float(trial[key])], engine.dtype) for key in METAPARAMETERS}
         hyper["seed"] = tf.constant([trial["seed"]], tf.int64)
         with self.strategy.scope():

@@ -46,7 +46,10 @@ def core_cache_bytes() -> int:
     units = {"K": 2**10, "M": 2**20, "G": 2**30}
     for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
         try:
-            if (index / "level").read_text().strip() == "2" and (index / "type").read_text().strip() in ("Unified", "Data"):
+            if (index / "level").read_text().strip() == "2" and (index / "type").read_text().strip() in (
+                "Unified",
+                "Data",
+            ):
                 size = (index / "size").read_text().strip()
                 return int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
         except (OSError, ValueError):

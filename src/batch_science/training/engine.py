@@ -28,7 +28,7 @@ a chunk of steps at a time.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -56,8 +56,12 @@ BATCH_NORM_EXAMPLES = 1024
 
 
 def auto_group_size(
-    flops_per_example: int, batch_size: int, n_trials: int, bytes_per_trial: int = 0,
-    max_trials_per_graph: int | None = None, cache_bytes: int | None = None,
+    flops_per_example: int,
+    batch_size: int,
+    n_trials: int,
+    bytes_per_trial: int = 0,
+    max_trials_per_graph: int | None = None,
+    cache_bytes: int | None = None,
 ) -> int:
     """Trials per graph: enough to amortise per-step overhead, no more than one graph's worth of
     work, memory, and on a CPU cache.
@@ -97,7 +101,10 @@ def host_batch_indices(seeds, steps, batch_size: int, n_examples: int) -> np.nda
     """`batch_indices` in numpy, for reading a streamed dataset's batches on the host: [len(seeds), batch_size]."""
     seed_mult, step_mult, slot_mult = (np.uint32(m) for m in HASH_MULTIPLIERS)
     with np.errstate(over="ignore"):  # uint32 wraps, as in the TensorFlow version
-        x = np.asarray(seeds).astype(np.uint32)[:, None] * seed_mult + np.asarray(steps).astype(np.uint32)[:, None] * step_mult
+        x = (
+            np.asarray(seeds).astype(np.uint32)[:, None] * seed_mult
+            + np.asarray(steps).astype(np.uint32)[:, None] * step_mult
+        )
         x = x + np.arange(batch_size, dtype=np.uint32)[None, :] * slot_mult
         for shift, multiplier in HASH_ROUNDS:
             x = (x ^ (x >> np.uint32(shift))) * np.uint32(multiplier)
@@ -122,7 +129,9 @@ def per_trial(tf, values, like):
 class Engine:
     """Compiled train/evaluate functions for one (model, data, optimizer, batch size)."""
 
-    def __init__(self, model, arrays, optimizer: str, batch_size: int, precision: str = "float32", eval_batch_size: int = 8192):
+    def __init__(
+        self, model, arrays, optimizer: str, batch_size: int, precision: str = "float32", eval_batch_size: int = 8192
+    ):
         import tensorflow as tf
 
         self.tf, self.model, self.optimizer, self.batch_size = tf, model, check_optimizer(optimizer), batch_size
@@ -135,13 +144,23 @@ class Engine:
         self.evaluate = self.compiled(self.evaluate_graph)
         self.max_trials_per_graph = getattr(model, "max_trials_per_graph", None)
         # Filled by run(): where the wall time went, for the benchmark and the job log.
-        self.stats = {"calls": 0, "first_call_s": 0.0, "call_s": 0.0, "host_s": 0.0, "graph_sizes": [], "trial_steps": 0, "slot_steps": 0}
+        self.stats = {
+            "calls": 0,
+            "first_call_s": 0.0,
+            "call_s": 0.0,
+            "host_s": 0.0,
+            "graph_sizes": [],
+            "trial_steps": 0,
+            "slot_steps": 0,
+        }
         self.compiled_sizes: set[int] = set()  # graph sizes already compiled: reused across runs
 
     def compiled(self, function):
-        """`function` (one of the `*_graph` methods, which build ops) as one XLA-compiled graph. Without autograph: the graphs loop with explicit
-        tf.while_loop and branch only on Python values, and autograph's conversion of every
-        function they call cost ~2.5 s of each job's start-up."""
+        """`function` (one of the `*_graph` methods, which build ops) as one XLA-compiled graph.
+
+        Without autograph: the graphs loop with explicit tf.while_loop and branch only on Python
+        values, and autograph's conversion of every function they call cost ~2.5 s of each job's
+        start-up."""
         return self.tf.function(function, jit_compile=True, autograph=False)
 
     def hold_data(self, arrays) -> None:
@@ -162,7 +181,9 @@ class Engine:
         true_class = -tf.reduce_sum(tf.one_hot(labels, self.num_classes, dtype=logits.dtype) * log_probs, axis=-1)
         uniform = -tf.reduce_mean(log_probs, axis=-1)
         smoothing = per_trial(tf, label_smoothing, true_class)
-        return tf.reduce_mean((1 - smoothing) * true_class + smoothing * uniform, axis=list(range(1, len(true_class.shape))))  # [trials]
+        return tf.reduce_mean(
+            (1 - smoothing) * true_class + smoothing * uniform, axis=list(range(1, len(true_class.shape)))
+        )  # [trials]
 
     def intervals_graph(self, weights, velocity, alive, loss_limit, hyper, steps, fresh, done, stop, n_intervals):
         """Up to `n_intervals` evaluation intervals of every slot, each closed by its validation metrics.
@@ -186,7 +207,9 @@ class Engine:
 
         def interval_fn(k, weights, velocity, alive, loss_limit, steps, fresh, done, records, record_steps):
             n_steps = self.steps_this_interval_graph(hyper, steps, fresh, done)
-            weights, velocity, alive, loss_sum, loss_count = self.train_steps_graph(weights, velocity, alive, loss_limit, hyper, steps, n_steps, zeros, zeros)
+            weights, velocity, alive, loss_sum, loss_count = self.train_steps_graph(
+                weights, velocity, alive, loss_limit, hyper, steps, n_steps, zeros, zeros
+            )
             steps = steps + n_steps
             alive, loss_limit, done, metrics, steps_and_alive = self.close_interval_graph(
                 alive, loss_limit, hyper, steps, fresh, done, stop, loss_sum, loss_count, *self.evaluate_graph(weights)
@@ -209,7 +232,9 @@ class Engine:
         tf = self.tf
         return tf.where(done | fresh, 0, tf.minimum(hyper["eval_every"], hyper["budget"] - steps))
 
-    def train_steps_graph(self, weights, velocity, alive, loss_limit, hyper, steps, n_steps, loss_sum, loss_count, batches=None):
+    def train_steps_graph(
+        self, weights, velocity, alive, loss_limit, hyper, steps, n_steps, loss_sum, loss_count, batches=None
+    ):
         """Train slot r n_steps[r] steps from steps[r], adding its training losses to loss_sum and loss_count.
 
         Each step's minibatch is gathered from the device-resident training set at `batch_indices`,
@@ -221,7 +246,9 @@ class Engine:
         def step_fn(i, weights, velocity, alive, loss_sum, loss_count):
             step = steps + i
             active = alive & (i < n_steps)
-            rate = learning_rate_at(tf.cast(step, self.dtype), hyper["learning_rate"], hyper["decay_steps"], hyper["end_factor"], tf)
+            rate = learning_rate_at(
+                tf.cast(step, self.dtype), hyper["learning_rate"], hyper["decay_steps"], hyper["end_factor"], tf
+            )
             if batches is None:
                 index = batch_indices(tf, hyper["seed"], step, self.batch_size, self.x_train.shape[0])
                 x, y = tf.gather(self.x_train, index), tf.gather(self.y_train, index)
@@ -252,16 +279,22 @@ class Engine:
             return i + 1, new_weights, new_velocity, alive, loss_sum, loss_count
 
         _, weights, velocity, alive, loss_sum, loss_count = tf.while_loop(
-            lambda i, *_: i < tf.reduce_max(n_steps), step_fn, [tf.constant(0), weights, velocity, alive, loss_sum, loss_count]
+            lambda i, *_: i < tf.reduce_max(n_steps),
+            step_fn,
+            [tf.constant(0), weights, velocity, alive, loss_sum, loss_count],
         )
         return weights, velocity, alive, loss_sum, loss_count
 
-    def close_interval_graph(self, alive, loss_limit, hyper, steps, fresh, done, stop, loss_sum, loss_count, val_ce, val_error):
+    def close_interval_graph(
+        self, alive, loss_limit, hyper, steps, fresh, done, stop, loss_sum, loss_count, val_ce, val_error
+    ):
         """After an interval's evaluation: divergence limits of fresh slots from their step-0 point,
         which slots are now done, and the interval's record (mean training loss, validation metrics;
         step or -1 where the slot recorded nothing, alive as 0/1)."""
         tf = self.tf
-        fresh_limit = hyper["divergence_factor"] * tf.maximum(val_ce, tf.constant(math.log(self.num_classes), self.dtype))
+        fresh_limit = hyper["divergence_factor"] * tf.maximum(
+            val_ce, tf.constant(math.log(self.num_classes), self.dtype)
+        )
         loss_limit = tf.where(fresh, fresh_limit, loss_limit)
         alive = alive & tf.where(fresh, tf.math.is_finite(val_ce), True)
         recorded = ~done
@@ -311,15 +344,22 @@ class Engine:
         return ce_sum / (n * tokens), wrong / (n * tokens)
 
     def add_evaluation_graph(self, weights, x, y, ce_sum, wrong, statistics=None):
-        """Add one validation batch's summed cross-entropy and error count (per token for language models) of every trial."""
+        """Add one validation batch's summed cross-entropy and error count of every trial (per token
+        for language models)."""
         tf = self.tf
         x = tf.cast(x, self.dtype)
-        logits = self.model.apply(weights, x, shared=True) if statistics is None else self.model.apply(weights, x, shared=True, statistics=statistics)
+        logits = (
+            self.model.apply(weights, x, shared=True)
+            if statistics is None
+            else self.model.apply(weights, x, shared=True, statistics=statistics)
+        )
         labels = tf.broadcast_to(y[None], logits.shape[:-1])
         per_trial = list(range(1, len(labels.shape)))
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
         ce_sum += tf.reduce_sum(ce, axis=per_trial)
-        wrong += tf.reduce_sum(tf.cast(tf.argmax(logits, -1, output_type=tf.int32) != labels, self.dtype), axis=per_trial)
+        wrong += tf.reduce_sum(
+            tf.cast(tf.argmax(logits, -1, output_type=tf.int32) != labels, self.dtype), axis=per_trial
+        )
         return ce_sum, wrong
 
     # -- driver ----------------------------------------------------------------------------
@@ -335,10 +375,18 @@ class Engine:
         # Weights, velocity and gradient, plus activations (bounded by ~one value per FLOP / fan-in).
         bytes_per_trial = itemsize * (3 * n_params + self.batch_size * max(1, flops // 50))
         on_cpu = not self.tf.config.list_logical_devices("GPU")
-        return auto_group_size(flops, self.batch_size, n_trials, bytes_per_trial, self.max_trials_per_graph, core_cache_bytes() if on_cpu else None)
+        return auto_group_size(
+            flops,
+            self.batch_size,
+            n_trials,
+            bytes_per_trial,
+            self.max_trials_per_graph,
+            core_cache_bytes() if on_cpu else None,
+        )
 
     def slots_for(self, n_trials: int, group_size: int | None = None) -> int:
-        """Slots of the graph that trains `n_trials`: `group_size` (auto if None), at most the trials and the model's limit."""
+        """Slots of the graph that trains `n_trials`: `group_size` (auto if None), at most the trials
+        and the model's limit."""
         return min(group_size or self.group_size_for(n_trials), n_trials, self.max_trials_per_graph or n_trials)
 
     def run(
@@ -350,7 +398,7 @@ class Engine:
         stop_at_target: bool = True,
         group_size: int | None = None,
         on_finish: Callable[[TrialOutcome], None] = lambda outcome: None,
-        progress: "Progress | None" = None,
+        progress: Progress | None = None,
         resume: dict[int, TrialState] | None = None,
         on_interval: Callable[[Callable[[], list[TrialState]]], None] = lambda in_flight: None,
     ) -> list[TrialOutcome]:
@@ -363,7 +411,7 @@ class Engine:
         if not trials:
             return []
         n_slots = self.slots_for(len(trials), group_size)
-        runner = SlotRunner(self, trials, target, divergence_factor, stop_at_target, on_finish, progress, resume, on_interval)
+        runner = SlotRunner(
+            self, trials, target, divergence_factor, stop_at_target, on_finish, progress, resume, on_interval
+        )
         return runner.run(n_slots)
-
-

@@ -13,6 +13,7 @@ The big batch is split into B_big / B_small chunks and the model is applied to a
 with the weights tiled along the models' trial axis, so one backward pass gives every chunk's
 gradient: |G_small|^2 is their mean squared norm and G_big their mean.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,8 +29,17 @@ from batch_science.training.optimizers import update
 log = logging.getLogger(__name__)
 
 NOISE_SCALE_COLUMNS = [
-    "workload", "step", "examples", "progress", "train_cross_entropy", "val_cross_entropy", "val_error",
-    "gradient_norm_sq", "trace_sigma", "b_simple", "b_noise",
+    "workload",
+    "step",
+    "examples",
+    "progress",
+    "train_cross_entropy",
+    "val_cross_entropy",
+    "val_error",
+    "gradient_norm_sq",
+    "trace_sigma",
+    "b_simple",
+    "b_noise",
 ]
 
 
@@ -56,7 +66,8 @@ def settings_for(config: dict, workload: str) -> dict:
     settings = workload_setting(config, workload, "noise_scale")
     if settings["big_batch"] % settings["small_batch"] or settings["big_batch"] <= settings["small_batch"]:
         raise ValueError(
-            f"noise_scale of workload {workload}: big_batch {settings['big_batch']} must be a multiple of small_batch {settings['small_batch']} above it"
+            f"noise_scale of workload {workload}: big_batch {settings['big_batch']} must be a multiple of small_batch "
+            f"{settings['small_batch']} above it"
         )
     return settings
 
@@ -70,9 +81,15 @@ def _curve(workload: str, settings: dict, steps, raw_small, raw_big, train_loss,
         i = max(step - 1, 0)  # estimates are taken at the step that produced this point's weights
         rows.append(
             {
-                "workload": workload, "step": step, "examples": step * settings["big_batch"], "progress": step / steps,
-                "train_cross_entropy": float(train_loss[i]), "val_cross_entropy": val_ce, "val_error": val_error,
-                "gradient_norm_sq": float(gradient[i]), "trace_sigma": float(trace[i]),
+                "workload": workload,
+                "step": step,
+                "examples": step * settings["big_batch"],
+                "progress": step / steps,
+                "train_cross_entropy": float(train_loss[i]),
+                "val_cross_entropy": val_ce,
+                "val_error": val_error,
+                "gradient_norm_sq": float(gradient[i]),
+                "trace_sigma": float(trace[i]),
                 "b_simple": float(trace[i] / gradient[i]) if gradient[i] > 0 else math.nan,
                 "b_noise": math.nan,  # needs the Hessian; known only for the NQM
             }
@@ -97,9 +114,16 @@ def measure_nqm(workload: str, spec: dict, settings: dict) -> pd.DataFrame:
             trace = float(quadratic.noise.sum())
             rows.append(
                 {
-                    "workload": workload, "step": step, "examples": step * settings["big_batch"], "progress": step / settings["steps"],
-                    "train_cross_entropy": loss, "val_cross_entropy": loss, "val_error": math.nan,
-                    "gradient_norm_sq": gradient, "trace_sigma": trace, "b_simple": trace / gradient,
+                    "workload": workload,
+                    "step": step,
+                    "examples": step * settings["big_batch"],
+                    "progress": step / settings["steps"],
+                    "train_cross_entropy": loss,
+                    "val_cross_entropy": loss,
+                    "val_error": math.nan,
+                    "gradient_norm_sq": gradient,
+                    "trace_sigma": trace,
+                    "b_simple": trace / gradient,
                     "b_noise": float((h * quadratic.noise).sum() / (h**3 * recursion.theta2[0]).sum()),
                 }
             )
@@ -126,11 +150,15 @@ def make_train_step(model, chunks: int, optimizer: str, rate: float, momentum: f
         with tf.GradientTape() as tape:
             tape.watch(tiled)
             logits = model.apply(tiled, x, shared=False)  # [chunks, small, classes]
-            per_label = tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits)  # [chunks, small] or, per token, [chunks, small, length]
+            per_label = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                y, logits
+            )  # [chunks, small] or, per token, [chunks, small, length]
             chunk_loss = tf.reduce_mean(per_label, axis=list(range(1, len(per_label.shape))))
             total = tf.reduce_sum(chunk_loss)
         grads = tape.gradient(total, tiled)
-        norm_sq_small = tf.reduce_mean(tf.add_n([tf.reduce_sum(tf.reshape(g * g, [chunks, -1]), axis=1) for g in grads]))
+        norm_sq_small = tf.reduce_mean(
+            tf.add_n([tf.reduce_sum(tf.reshape(g * g, [chunks, -1]), axis=1) for g in grads])
+        )
         big_grads = [tf.reduce_mean(g, axis=0, keepdims=True) for g in grads]
         norm_sq_big = tf.add_n([tf.reduce_sum(g * g) for g in big_grads])
         updated = [update(optimizer, w, v, g, rate, momentum) for w, v, g in zip(weights, velocity, big_grads)]
@@ -149,7 +177,10 @@ def _measure_tf(workload: str, spec: dict, settings: dict, data_dir: str, seed: 
 
     arrays = load(spec["dataset"], data_dir)
     if isinstance(arrays, StreamedData):
-        raise ValueError(f"workload {workload}: its dataset is streamed, the noise-scale run needs it in memory; set its noise_scale: {{enabled: false}}")
+        raise ValueError(
+            f"workload {workload}: its dataset is streamed, the noise-scale run needs it in memory; set its "
+            f"noise_scale: {{enabled: false}}"
+        )
     model = get_model(spec["model"])
     small, big = settings["small_batch"], settings["big_batch"]
     chunks = big // small

@@ -13,6 +13,7 @@ P = [[E theta^2, E theta v], [E theta v, E v^2]] follow P' = M P M^T + (c_i / B)
 expected loss is 1/2 sum_i h_i E theta_i^2. Every function is vectorised over coordinates and over
 a set of (learning rate, momentum) points, which share the quadratic and the batch size.
 """
+
 from __future__ import annotations
 
 import math
@@ -157,9 +158,13 @@ def tuned_steps_to_target(
     max_steps: int = 100_000,
 ) -> dict:
     """Fewest steps to target over a grid of constant learning rates (and momenta) at one batch size."""
-    lr_grid, momentum_grid = np.meshgrid(np.asarray(learning_rates, float), np.asarray(momenta, float) if optimizer != "sgd" else [0.0])
+    lr_grid, momentum_grid = np.meshgrid(
+        np.asarray(learning_rates, float), np.asarray(momenta, float) if optimizer != "sgd" else [0.0]
+    )
     lr_grid, momentum_grid = lr_grid.ravel(), momentum_grid.ravel()
-    steps = steps_to_target(quadratic, optimizer, batch_size, lr_grid, momentum_grid, target_loss, max_steps, first_only=True)
+    steps = steps_to_target(
+        quadratic, optimizer, batch_size, lr_grid, momentum_grid, target_loss, max_steps, first_only=True
+    )
     best = int(np.argmin(steps))
     return {"steps": float(steps[best]), "learning_rate": float(lr_grid[best]), "momentum": float(momentum_grid[best])}
 
@@ -186,7 +191,10 @@ def run_trials(
         raise ValueError(f"NQM target metric '{target.metric}': the NQM measures its expected loss, use cross_entropy")
     quadratic = quadratic_from_config(spec)
     budget, eval_every = trials[0]["step_budget"], trials[0]["eval_every"]
-    columns = {key: np.array([float(t[key]) for t in trials]) for key in ("learning_rate", "momentum", "decay_steps", "end_factor")}
+    columns = {
+        key: np.array([float(t[key]) for t in trials])
+        for key in ("learning_rate", "momentum", "decay_steps", "end_factor")
+    }
     recursion = MomentRecursion(quadratic, optimizer, batch_size, columns["momentum"])
     limit = divergence_factor * quadratic.initial_loss
     outcomes = [TrialOutcome(t) for t in trials]

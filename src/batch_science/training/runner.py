@@ -42,7 +42,18 @@ HYPER_KEYS = (*METAPARAMETERS, "divergence_factor")
 class SlotRunner:
     """Python side of one run: which trial is in which slot, curves, statuses, refills and shrinking."""
 
-    def __init__(self, engine, trials, target, divergence_factor, stop_at_target, on_finish, progress, resume=None, on_interval=lambda in_flight: None):
+    def __init__(
+        self,
+        engine,
+        trials,
+        target,
+        divergence_factor,
+        stop_at_target,
+        on_finish,
+        progress,
+        resume=None,
+        on_interval=lambda in_flight: None,
+    ):
         self.engine, self.tf = engine, engine.tf
         self.resume, self.on_interval = dict(resume or {}), on_interval
         self.trials, self.target = trials, target
@@ -80,9 +91,16 @@ class SlotRunner:
             hyper.update(goal)
             started = time.perf_counter()
             results = engine.intervals(
-                self.weights, self.velocity, self.alive, self.loss_limit, hyper,
-                tf.constant(self.steps, tf.int32), tf.constant(self.fresh), tf.constant([s is None for s in self.slots]),
-                tf.constant(self.stop_at_target), tf.constant(self._intervals_per_call()),
+                self.weights,
+                self.velocity,
+                self.alive,
+                self.loss_limit,
+                hyper,
+                tf.constant(self.steps, tf.int32),
+                tf.constant(self.fresh),
+                tf.constant([s is None for s in self.slots]),
+                tf.constant(self.stop_at_target),
+                tf.constant(self._intervals_per_call()),
             )
             self.weights, self.velocity, self.alive, self.loss_limit = results[:4]
             records, record_steps = results[4].numpy(), results[5].numpy()
@@ -112,7 +130,14 @@ class SlotRunner:
         velocity = [self.tf.gather(v, at).numpy() for v in self.velocity]
         alive, loss_limit = self.alive.numpy(), self.loss_limit.numpy()
         return [
-            TrialState(self.outcomes[self.slots[row]], int(self.steps[row]), [w[i] for w in weights], [v[i] for v in velocity], bool(alive[row]), float(loss_limit[row]))
+            TrialState(
+                self.outcomes[self.slots[row]],
+                int(self.steps[row]),
+                [w[i] for w in weights],
+                [v[i] for v in velocity],
+                bool(alive[row]),
+                float(loss_limit[row]),
+            )
             for i, row in enumerate(rows)
         ]
 
@@ -143,7 +168,11 @@ class SlotRunner:
                 self.steps[row] = steps[row]
                 trained, longest = trained + advanced, max(longest, advanced)
                 train_loss, val_ce, val_error = records[k, :, row]
-                metrics = {"train_cross_entropy": math.nan if fresh else train_loss, "val_cross_entropy": val_ce, "val_error": val_error}
+                metrics = {
+                    "train_cross_entropy": math.nan if fresh else train_loss,
+                    "val_cross_entropy": val_ce,
+                    "val_error": val_error,
+                }
                 self._observe(row, index, int(steps[row]), metrics, bool(alive[row]))
             self.engine.stats["slot_steps"] += len(self.slots) * longest
         self.engine.stats["trial_steps"] += trained
@@ -181,17 +210,33 @@ class SlotRunner:
                 self.hyper[key][row] = self.divergence_factor if key == "divergence_factor" else float(trial[key])
             self.hyper["seed"][row] = trial["seed"]
             self.hyper["eval_every"][row], self.hyper["budget"][row] = trial["eval_every"], trial["step_budget"]
-        per_trial = [resumed[row].weights if row in resumed else engine.model.init(self.trials[self.slots[row]]["seed"], engine.input_shape, engine.num_classes) for row in rows]
-        velocities = [resumed[row].velocity if row in resumed else [np.zeros_like(w) for w in weights] for row, weights in zip(rows, per_trial)]
+        per_trial = [
+            resumed[row].weights
+            if row in resumed
+            else engine.model.init(self.trials[self.slots[row]]["seed"], engine.input_shape, engine.num_classes)
+            for row in rows
+        ]
+        velocities = [
+            resumed[row].velocity if row in resumed else [np.zeros_like(w) for w in weights]
+            for row, weights in zip(rows, per_trial)
+        ]
         at = tf.constant(rows)[:, None]
-        self.weights = [tf.tensor_scatter_nd_update(w, at, tf.constant(np.stack(new), engine.dtype)) for w, new in zip(self.weights, zip(*per_trial))]
-        self.velocity = [tf.tensor_scatter_nd_update(v, at, tf.constant(np.stack(new), engine.dtype)) for v, new in zip(self.velocity, zip(*velocities))]
+        self.weights = [
+            tf.tensor_scatter_nd_update(w, at, tf.constant(np.stack(new), engine.dtype))
+            for w, new in zip(self.weights, zip(*per_trial))
+        ]
+        self.velocity = [
+            tf.tensor_scatter_nd_update(v, at, tf.constant(np.stack(new), engine.dtype))
+            for v, new in zip(self.velocity, zip(*velocities))
+        ]
         if resumed:
             limits = tf.constant([state.loss_limit for state in resumed.values()], engine.dtype)
             self.loss_limit = tf.tensor_scatter_nd_update(self.loss_limit, tf.constant(list(resumed))[:, None], limits)
         placed = np.isin(np.arange(len(self.slots)), rows)
         starts_alive = np.array([resumed[row].alive if row in resumed else True for row in range(len(self.slots))])
-        self.alive = tf.constant([s is not None for s in self.slots]) & tf.where(tf.constant(placed), tf.constant(starts_alive), self.alive)
+        self.alive = tf.constant([s is not None for s in self.slots]) & tf.where(
+            tf.constant(placed), tf.constant(starts_alive), self.alive
+        )
 
     def _maybe_shrink(self, compiled_sizes) -> None:
         """In the tail, move the remaining trials into a smaller graph when that saves enough work."""
@@ -219,7 +264,12 @@ class Progress:
     """Progress and ETA of a tune job, logged at most every `interval` seconds."""
 
     def __init__(self, label: str, total_trials: int, max_trial_steps: int, interval: float = 10.0):
-        self.label, self.total_trials, self.max_trial_steps, self.interval = label, total_trials, max_trial_steps, interval
+        self.label, self.total_trials, self.max_trial_steps, self.interval = (
+            label,
+            total_trials,
+            max_trial_steps,
+            interval,
+        )
         self.start = self.last = time.monotonic()
         self.trial_steps = 0
         self.finished = {REACHED: 0, NOT_REACHED: 0, INFEASIBLE: 0}
@@ -239,8 +289,16 @@ class Progress:
         log.info(
             "%s: %d/%d trials done (%d reached, %d infeasible), group at step %d/%d with %d active, "
             "%.0f trial-steps/s, ETA <= %s",
-            self.label, done, self.total_trials, self.finished[REACHED], self.finished[INFEASIBLE],
-            step, budget, active, rate, _duration(remaining / rate if rate else math.inf),
+            self.label,
+            done,
+            self.total_trials,
+            self.finished[REACHED],
+            self.finished[INFEASIBLE],
+            step,
+            budget,
+            active,
+            rate,
+            _duration(remaining / rate if rate else math.inf),
         )
 
 

@@ -26,7 +26,15 @@ CHUNK_BYTES = 2**28
 class StreamingEngine(Engine):
     """The engine on a StreamedData: the same compiled training steps, fed chunks of host-read batches."""
 
-    def __init__(self, model, stream: StreamedData, optimizer: str, batch_size: int, precision: str = "float32", eval_batch_size: int = 8192):
+    def __init__(
+        self,
+        model,
+        stream: StreamedData,
+        optimizer: str,
+        batch_size: int,
+        precision: str = "float32",
+        eval_batch_size: int = 8192,
+    ):
         super().__init__(model, stream, optimizer, batch_size, precision, eval_batch_size)
         self.train_chunk = self.compiled(self.train_steps_graph)
         self.add_evaluation = self.compiled(self.add_evaluation_graph)
@@ -50,7 +58,8 @@ class StreamingEngine(Engine):
         return max(1, CHUNK_BYTES // step_bytes)
 
     def _chunks(self, seeds, steps, n_steps, chunk: int):
-        """(first step offset, x [chunk, slots, batch, ...], y) for the interval; steps a slot does not train are zeros."""
+        """(first step offset, x [chunk, slots, batch, ...], y) for the interval; steps a slot does not
+        train are zeros."""
         tf, stream = self.tf, self.stream
         n_slots = len(seeds)
         for start in range(0, int(n_steps.max(initial=0)), chunk):
@@ -62,11 +71,15 @@ class StreamingEngine(Engine):
                 at = np.array([i for i, _ in wanted])
                 index = host_batch_indices(seeds[rows], steps[rows] + start + at, self.batch_size, stream.n_train)
                 xs, ys = stream.read(stream.train_records, index.ravel())
-                x[at, rows], y[at, rows] = xs.reshape(len(wanted), self.batch_size, *self.input_shape), ys.reshape(len(wanted), self.batch_size)
+                x[at, rows], y[at, rows] = (
+                    xs.reshape(len(wanted), self.batch_size, *self.input_shape),
+                    ys.reshape(len(wanted), self.batch_size),
+                )
             yield start, tf.constant(x), tf.constant(y)
 
     def _streamed_intervals(self, weights, velocity, alive, loss_limit, hyper, steps, fresh, done, stop, n_intervals):
-        """Engine.intervals_graph's contract, one interval per call: its batches read on the host a chunk of steps at a time."""
+        """Engine.intervals_graph's contract, one interval per call: its batches read on the host a
+        chunk of steps at a time."""
         tf = self.tf
         n_steps = self.steps_this_interval(hyper, steps, fresh, done)
         seeds, first_steps, n_steps_host = hyper["seed"].numpy(), steps.numpy(), n_steps.numpy()
@@ -78,7 +91,16 @@ class StreamingEngine(Engine):
                 weights, velocity, alive, loss_limit, hyper, steps + start, n_chunk, loss_sum, loss_count, (x, y)
             )
         alive, loss_limit, done, metrics, steps_and_alive = self.close_interval(
-            alive, loss_limit, hyper, steps + n_steps, fresh, done, stop, loss_sum, loss_count, *self._streamed_evaluate(weights)
+            alive,
+            loss_limit,
+            hyper,
+            steps + n_steps,
+            fresh,
+            done,
+            stop,
+            loss_sum,
+            loss_count,
+            *self._streamed_evaluate(weights),
         )
         unused = MAX_INTERVALS_PER_CALL - 1
         records = tf.concat([metrics[None], tf.zeros([unused, *metrics.shape], metrics.dtype)], 0)
@@ -92,10 +114,17 @@ class StreamingEngine(Engine):
         statistics = None
         if hasattr(self.model, "batch_norm_statistics"):
             if self.batch_norm_examples is None:  # read once: the same examples at every evaluation
-                self.batch_norm_examples = tf.constant(stream.read(stream.train_records, batch_norm_sample(stream.n_train))[0], self.dtype)
+                self.batch_norm_examples = tf.constant(
+                    stream.read(stream.train_records, batch_norm_sample(stream.n_train))[0], self.dtype
+                )
             statistics = self.batch_norm_statistics(weights, self.batch_norm_examples)
         ce_sum = wrong = tf.zeros([weights[0].shape[0]], self.dtype)
-        batches = (stream.read(stream.validation_records, np.arange(start, min(start + self.eval_batch_size, stream.n_validation))) for start in range(0, stream.n_validation, self.eval_batch_size))
+        batches = (
+            stream.read(
+                stream.validation_records, np.arange(start, min(start + self.eval_batch_size, stream.n_validation))
+            )
+            for start in range(0, stream.n_validation, self.eval_batch_size)
+        )
         for x, y in self._timed(batches):
             ce_sum, wrong = self.add_evaluation(weights, tf.constant(x), tf.constant(y), ce_sum, wrong, statistics)
         return self.mean_over_validation(ce_sum, wrong)

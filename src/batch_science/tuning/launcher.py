@@ -57,7 +57,9 @@ def run_across_nodes(nodes: int, **job) -> None:
 def main(job_path: str) -> None:
     """One worker of a multi-node tune job (see run_across_nodes)."""
     worker = os.environ.get("SLURM_PROCID", "?")
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=f"%(asctime)s %(levelname)s worker {worker}: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format=f"%(asctime)s %(levelname)s worker {worker}: %(message)s"
+    )
     with open(job_path) as f:
         job = json.load(f)
     run_tune_job(**{**job, "study": Study(**job["study"])})

@@ -3,6 +3,7 @@
 Trial i of a study is always the same point: points are a prefix-stable sequence drawn
 from a seed that depends only on the study, so sharding or adding trials never moves one.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,7 +17,9 @@ SEARCHED_ORDER = ("learning_rate", "momentum", "decay_fraction", "end_factor", "
 
 
 def _is_searched(spec) -> bool:
-    return isinstance(spec, dict) and (("values" in spec and len(spec["values"]) > 1) or ("min" in spec and spec["min"] != spec["max"]))
+    return isinstance(spec, dict) and (
+        ("values" in spec and len(spec["values"]) > 1) or ("min" in spec and spec["min"] != spec["max"])
+    )
 
 
 def _map_unit(u: np.ndarray, spec) -> np.ndarray:
@@ -59,7 +62,13 @@ def sample_points(space: dict, n_trials: int, seed: int) -> dict[str, np.ndarray
             columns[name] = _map_unit(unit[:, searched.index(name)], space[name])
         else:
             spec = space.get(name, 0.0)
-            fixed = spec["values"][0] if isinstance(spec, dict) and "values" in spec else spec["min"] if isinstance(spec, dict) else spec
+            fixed = (
+                spec["values"][0]
+                if isinstance(spec, dict) and "values" in spec
+                else spec["min"]
+                if isinstance(spec, dict)
+                else spec
+            )
             columns[name] = np.full(n_trials, float(fixed))
     return columns
 
@@ -84,7 +93,9 @@ def study_trials(config: dict, study: Study, trial_ids) -> list[dict]:
                 "decay_steps": max(1, math.ceil(decay_fraction * budget)) if decay_fraction > 0 else 0,
                 "end_factor": float(points["end_factor"][trial_id]),
                 "label_smoothing": float(points["label_smoothing"][trial_id]),
-                "seed": stable_seed(config["seed"], "trial", study.workload, study.optimizer, study.batch_size, trial_id),
+                "seed": stable_seed(
+                    config["seed"], "trial", study.workload, study.optimizer, study.batch_size, trial_id
+                ),
                 "step_budget": budget,
                 "eval_every": eval_every,
             }

@@ -23,10 +23,14 @@ def check_study(config: dict) -> dict:
             target_loss = workload["nqm"]["target_loss"]
             initial_loss = quadratic_from_config(workload["nqm"]).initial_loss
             if target_loss >= initial_loss:
-                raise ConfigError(f"config key {key}.nqm.target_loss: {target_loss} is not below the initial loss {initial_loss:.4g}")
+                raise ConfigError(
+                    f"config key {key}.nqm.target_loss: {target_loss} is not below the initial loss {initial_loss:.4g}"
+                )
         elif workload["model"]["name"] not in MODELS:
             known = ", ".join(sorted(MODELS))
-            raise ConfigError(f"config key {key}.model.name: unknown model '{workload['model']['name']}' (known: {known})")
+            raise ConfigError(
+                f"config key {key}.model.name: unknown model '{workload['model']['name']}' (known: {known})"
+            )
     return config
 
 

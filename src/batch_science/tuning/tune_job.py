@@ -8,6 +8,7 @@ SIGTERM (SLURM's time limit, preemption, scancel) and SIGUSR1 (SLURM's `--signal
 the job cleanly after the current compiled call: the trials in flight are checkpointed, no file is
 left half-written, and one log line says what is kept.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -157,7 +158,9 @@ def _checkpointer(config: dict, study: Study, label: str, partial_dir: str, todo
             states = in_flight()
             for state in states:
                 trial = by_id[state.outcome.trial["trial_id"]]
-                checkpoint.save(trial_checkpoint(partial_dir, trial["trial_id"]), state, _fingerprint(config, study, trial))
+                checkpoint.save(
+                    trial_checkpoint(partial_dir, trial["trial_id"]), state, _fingerprint(config, study, trial)
+                )
             last_save = time.monotonic()
             stop.checkpointed = {state.outcome.trial["trial_id"]: state.step for state in states}
             if states:
@@ -172,8 +175,14 @@ def _run_nqm_trials(config: dict, study: Study, todo: list[dict], save) -> None:
     """The noisy quadratic model: each trial's expected loss by exact recursion, no TensorFlow."""
     workload = config["workloads"][study.workload]
     nqm.run_trials(
-        workload["nqm"], study.optimizer, study.batch_size, todo, Target(**workload["target"]),
-        divergence_factor=config["divergence_factor"], stop_at_target=config["stop_at_target"], on_finish=save,
+        workload["nqm"],
+        study.optimizer,
+        study.batch_size,
+        todo,
+        Target(**workload["target"]),
+        divergence_factor=config["divergence_factor"],
+        stop_at_target=config["stop_at_target"],
+        on_finish=save,
     )
 
 
@@ -184,7 +193,12 @@ def _data_parallel_strategy(config: dict, study: Study, label: str):
         log.info("%s: trials trained together on one device (engine)", label)
         return None
     strategy = strategy_for_study(spec)
-    log.info("%s: trials trained one at a time, data-parallel over %d devices (%d per node)", label, strategy.num_replicas_in_sync, spec["devices"])
+    log.info(
+        "%s: trials trained one at a time, data-parallel over %d devices (%d per node)",
+        label,
+        strategy.num_replicas_in_sync,
+        spec["devices"],
+    )
     return strategy
 
 
@@ -195,16 +209,25 @@ def _trainer(engine, strategy):
     return DataParallelTrial(engine, strategy).run_trials
 
 
-def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves_out: str, partial_dir: str, threads: int = 1) -> None:
+def run_tune_job(
+    config: dict, study: Study, shard: int, trials_out: str, curves_out: str, partial_dir: str, threads: int = 1
+) -> None:
     started = time.monotonic()
     # Where each trial ran is part of its provenance: results are reproducible on the same machine.
-    base = {**study_record(config, study), "training_host": platform.node(), "training_device": "CPU: exact NQM recursion"}
+    base = {
+        **study_record(config, study),
+        "training_host": platform.node(),
+        "training_device": "CPU: exact NQM recursion",
+    }
     trials = study_trials(config, study, shard_trials(config, shard, study.workload))
     label = f"{study.path} shard {shard}"
     if "SLURM_JOB_ID" in os.environ:  # where the job ran, to match with squeue/sacct and the GPU it got
         log.info(
-            "%s: SLURM job %s on %s, CUDA_VISIBLE_DEVICES=%s", label, os.environ["SLURM_JOB_ID"],
-            os.environ.get("SLURMD_NODENAME", "?"), os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
+            "%s: SLURM job %s on %s, CUDA_VISIBLE_DEVICES=%s",
+            label,
+            os.environ["SLURM_JOB_ID"],
+            os.environ.get("SLURMD_NODENAME", "?"),
+            os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
         )
     finished: dict[int, tuple[dict, pd.DataFrame]] = {}
     _remove_stale_temporaries(partial_dir, [t["trial_id"] for t in trials])
@@ -212,7 +235,9 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
         loaded = _load_partial(partial_trial(partial_dir, trial["trial_id"]), _fingerprint(config, study, trial))
         if loaded:
             finished[trial["trial_id"]] = loaded
-            checkpoint.remove(trial_checkpoint(partial_dir, trial["trial_id"]))  # left if killed right after the partial file
+            checkpoint.remove(
+                trial_checkpoint(partial_dir, trial["trial_id"])
+            )  # left if killed right after the partial file
     todo = [t for t in trials if t["trial_id"] not in finished]
     log.info("%s: %d trials, %d already finished, %d to train", label, len(trials), len(finished), len(todo))
 
@@ -226,23 +251,37 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
         workload = config["workloads"][study.workload]
         arrays = load(workload["dataset"], config["data_dir"])
         engine_class = StreamingEngine if isinstance(arrays, StreamedData) else Engine  # same results; reads from disk
-        engine = engine_class(get_model(workload["model"]), arrays, study.optimizer, study.batch_size, config["precision"])
+        engine = engine_class(
+            get_model(workload["model"]), arrays, study.optimizer, study.batch_size, config["precision"]
+        )
         resume = {}
-        like = engine.model.init(0, engine.input_shape, engine.num_classes)  # the weight shapes, the same for every trial
+        like = engine.model.init(
+            0, engine.input_shape, engine.num_classes
+        )  # the weight shapes, the same for every trial
         for trial in todo if strategy is None else []:  # data-parallel trials are not checkpointed mid-trial
-            state = checkpoint.load(trial_checkpoint(partial_dir, trial["trial_id"]), _fingerprint(config, study, trial), like, engine.dtype)
+            state = checkpoint.load(
+                trial_checkpoint(partial_dir, trial["trial_id"]), _fingerprint(config, study, trial), like, engine.dtype
+            )
             if state:
                 resume[trial["trial_id"]] = state
-                log.info("%s: trial %d resumed at step %d of %d", label, trial["trial_id"], state.step, trial["step_budget"])
+                log.info(
+                    "%s: trial %d resumed at step %d of %d", label, trial["trial_id"], state.step, trial["step_budget"]
+                )
         group_size = None if config["trials_per_graph"] == "auto" else config["trials_per_graph"]
         slots = 1 if strategy else engine.slots_for(len(todo), group_size)  # data-parallel: one trial at a time
         # Provenance: in float32 a trial's last bits can depend on the graph it shared (docs/engine.md).
         base["trials_per_graph"] = slots
-        progress = Progress(label, len(todo), sum(t["step_budget"] for t in todo) - sum(s.step for s in resume.values()))
+        progress = Progress(
+            label, len(todo), sum(t["step_budget"] for t in todo) - sum(s.step for s in resume.values())
+        )
         log.info("%s: data and graph ready after %.1fs", label, time.monotonic() - started)
         try:
             with stop_on_termination_signals() as stop:
-                checkpoints = {} if strategy else {"resume": resume, "on_interval": _checkpointer(config, study, label, partial_dir, todo, stop)}
+                checkpoints = (
+                    {}
+                    if strategy
+                    else {"resume": resume, "on_interval": _checkpointer(config, study, label, partial_dir, todo, stop)}
+                )
                 _trainer(engine, strategy)(
                     todo,
                     Target(**workload["target"]),
@@ -256,9 +295,15 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
             stats = engine.stats
             if strategy is None:
                 log.info(
-                    "%s: engine: %d compiled calls, graph sizes %s, compilation and first calls %.1fs, training and evaluation %.1fs, "
+                    "%s: engine: %d compiled calls, graph sizes %s, compilation and first calls %.1fs, training and "
+                    "evaluation %.1fs, "
                     "Python between calls %.1fs, slots busy %.0f%%",
-                    label, stats["calls"], stats["graph_sizes"], stats["first_call_s"], stats["call_s"], stats["host_s"],
+                    label,
+                    stats["calls"],
+                    stats["graph_sizes"],
+                    stats["first_call_s"],
+                    stats["call_s"],
+                    stats["host_s"],
                     100 * stats["trial_steps"] / max(1, stats["slot_steps"]),
                 )
         except JobTerminated as terminated:
@@ -266,7 +311,13 @@ def run_tune_job(config: dict, study: Study, shard: int, trials_out: str, curves
             log.warning(
                 "%s: stopped by %s with %d of %d trials finished, kept in %s, and %d checkpointed mid-trial (%s); "
                 "a rerun trains only the other %d, resuming the checkpointed ones",
-                label, terminated, len(finished), len(trials), partial_dir, len(stop.checkpointed), in_flight or "none",
+                label,
+                terminated,
+                len(finished),
+                len(trials),
+                partial_dir,
+                len(stop.checkpointed),
+                in_flight or "none",
                 len(trials) - len(finished),
             )
             raise SystemExit(128 + terminated.signum) from None

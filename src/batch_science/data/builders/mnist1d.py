@@ -4,6 +4,7 @@ The examples are generated procedurally by the `mnist1d` package on this machine
 downloaded, so the default study runs offline through the same tfds data path as real datasets.
 More examples than the standard 4,000 are generated so that large batch sizes are meaningful.
 """
+
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -12,7 +13,9 @@ VALIDATION_EXAMPLES = 2_000
 GENERATOR_SEED = 42  # mnist1d's own default seed
 
 
-def generate(train_examples: int = TRAIN_EXAMPLES, validation_examples: int = VALIDATION_EXAMPLES, seed: int = GENERATOR_SEED):
+def generate(
+    train_examples: int = TRAIN_EXAMPLES, validation_examples: int = VALIDATION_EXAMPLES, seed: int = GENERATOR_SEED
+):
     """Arrays (x_train, y_train, x_validation, y_validation) from mnist1d's generator, offline."""
     from mnist1d.data import get_dataset_args, make_dataset
 
@@ -34,7 +37,10 @@ class Mnist1d(tfds.core.GeneratorBasedBuilder):
     """MNIST-1D: 40-sample 1-D signals of the ten digit templates, generated locally."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": f"{TRAIN_EXAMPLES} train and {VALIDATION_EXAMPLES} validation examples, generator seed {GENERATOR_SEED}."}
+    RELEASE_NOTES = {
+        "1.0.0": f"{TRAIN_EXAMPLES} train and {VALIDATION_EXAMPLES} validation examples, "
+        f"generator seed {GENERATOR_SEED}."
+    }
 
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(

@@ -7,6 +7,7 @@ drawn by numpy from a fixed seed on this machine, never downloaded. Its supervis
 `dataset: {name: synthetic_text, tokenizer: bytes, sequence_length: 32}`. The grammar makes the
 next token predictable in part, so a model's cross-entropy falls well below the uniform one.
 """
+
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -43,7 +44,9 @@ class SyntheticText(tfds.core.GeneratorBasedBuilder):
     """Sentences of a tiny English-like grammar, generated locally."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": f"{TRAIN_SENTENCES} train and {VALIDATION_SENTENCES} validation sentences, seed {GENERATOR_SEED}."}
+    RELEASE_NOTES = {
+        "1.0.0": f"{TRAIN_SENTENCES} train and {VALIDATION_SENTENCES} validation sentences, seed {GENERATOR_SEED}."
+    }
 
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
