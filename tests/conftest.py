@@ -40,6 +40,27 @@ def prepared(tmp_path_factory, dataset: str) -> str:
     return str(data_dir)
 
 
+def constant_rate_trials(
+    learning_rates, budget: int, eval_every: int, momentum: float = 0.9, seed: int = 0
+) -> list[dict]:
+    """Trials as tuning.search makes them, one per learning rate, without decay or label smoothing;
+    trial i has id i and seed `seed` + i."""
+    return [
+        dict(
+            trial_id=i,
+            learning_rate=lr,
+            momentum=momentum,
+            decay_steps=0,
+            end_factor=1.0,
+            label_smoothing=0.0,
+            seed=seed + i,
+            step_budget=budget,
+            eval_every=eval_every,
+        )
+        for i, lr in enumerate(learning_rates)
+    ]
+
+
 def signalled_study(study: str, trials: int, trials_per_job: int, **overrides) -> dict:
     """The tiny study cut to sgd at batch sizes 32 and 512, its trials long enough to be signalled
     mid-trial and trained one after another (trials_per_graph 1), checkpointed often."""

@@ -155,3 +155,19 @@ def test_config_hash_follows_what_is_computed_not_how_the_run_is_carried_out(tin
         dict(tiny_config, checkpoint_minutes=10)
     )
     assert config_hash(dict(tiny_config, seed=1)) != config_hash(dict(tiny_config, seed=2))
+
+
+def test_a_workloads_own_settings_are_merged_over_the_studys(tiny_config):
+    from batch_science.config import search_space, workload_setting
+
+    config = copy.deepcopy(tiny_config)
+    name = next(iter(config["workloads"]))
+    workload = config["workloads"][name]
+    workload.update(trials=7, noise_scale={"learning_rate": 0.5}, search_space={"label_smoothing": 0.1})
+    assert workload_setting(config, name, "trials") == 7
+    assert workload_setting(config, name, "trials_per_job") == config["trials_per_job"]  # not set: the study's
+    noise = workload_setting(config, name, "noise_scale")
+    assert noise["learning_rate"] == 0.5 and noise["steps"] == config["noise_scale"]["steps"]
+    space = search_space(config, name, "sgd")
+    assert space["label_smoothing"] == 0.1 and space["learning_rate"] == config["search_spaces"]["sgd"]["learning_rate"]
+    assert shard_count(config, name) == -(-7 // config["trials_per_job"])

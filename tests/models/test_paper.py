@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from batch_science.models.registry import MODELS, get_model
+from conftest import constant_rate_trials
 
 # Full-size parameter counts. External references: Simple CNN as the TensorFlow MNIST tutorial
 # model (3,274,634), ResNet-50 and VGG-11 as torchvision's resnet50 / vgg11 (25,557,032 and
@@ -144,20 +145,7 @@ def test_simple_cnn_trains_in_the_engine(tmp_path):
     engine = Engine(
         get_model({"name": "simple_cnn", "filters": [4, 8], "dense": 16}), arrays, "momentum", batch_size=16
     )
-    trials = [
-        dict(
-            trial_id=i,
-            learning_rate=lr,
-            momentum=0.9,
-            decay_steps=0,
-            end_factor=1.0,
-            label_smoothing=0.0,
-            seed=7 + i,
-            step_budget=30,
-            eval_every=10,
-        )
-        for i, lr in enumerate([0.01, 0.003])
-    ]
+    trials = constant_rate_trials([0.01, 0.003], budget=30, eval_every=10, seed=7)
     outcomes = engine.run(trials, Target("error", 0.0), group_size=2)
     for outcome in outcomes:
         losses = [row["val_cross_entropy"] for row in outcome.curve]

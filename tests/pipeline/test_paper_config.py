@@ -7,6 +7,7 @@ import pytest
 
 from batch_science.config import shard_count, studies
 from batch_science.models.registry import get_model
+from batch_science.release.layout import OPTIMIZER_NAMES
 from batch_science.tuning.study_config import load_config
 
 PAPER_CONFIG = Path(__file__).resolve().parents[2] / "config" / "paper.yaml"
@@ -55,7 +56,6 @@ RELEASE = {
     "mnist_subsets/mnist_27500/simple_cnn_base": {"nesterov_momentum": POW2(0, 14) + [27500]},
     "mnist_subsets/mnist_55000/simple_cnn_base": {"nesterov_momentum": POW2(0, 15) + [55000]},
 }
-OPTIMIZERS = {"sgd": "sgd", "momentum": "momentum", "nesterov": "nesterov_momentum"}
 DATASET_FOLDERS = {
     "mnist": "mnist",
     "fashion_mnist": "fashion_mnist",
@@ -99,7 +99,7 @@ def test_paper_config_has_exactly_the_release_studies_it_can_express(paper):
     ours = {}
     for name, workload in paper["workloads"].items():
         for optimizer in workload["optimizers"]:
-            key = (release_folder(name, workload), OPTIMIZERS[optimizer])
+            key = (release_folder(name, workload), OPTIMIZER_NAMES[optimizer])
             assert key not in ours, f"{name}: study folder {key} repeated"
             ours[key] = sorted(workload["batch_sizes"])
     expected = {

@@ -81,7 +81,7 @@ def test_model_limited_to_one_trial_per_graph_runs_each_trial_in_one_reused_grap
     assert summary(outcomes) == summary(reference)
 
 
-def referencebatch_indices(seeds, step, batch_size, n_examples):
+def reference_batch_indices(seeds, step, batch_size, n_examples):
     """The batch hash in plain int64 numpy: (seed, step, slot) -> example."""
     mask = 0xFFFFFFFF
     x = (
@@ -102,7 +102,7 @@ def test_batches_depend_only_on_seed_and_step():
     seeds, steps = np.array([7, 2**31 - 1, 12345]), np.array([0, 999, 123456])
     got = batch_indices(tf, tf.constant(seeds), tf.constant(steps, tf.int32), 64, 16000).numpy()
     for row, (seed, step) in enumerate(zip(seeds, steps)):
-        np.testing.assert_array_equal(got[row], referencebatch_indices([seed], int(step), 64, 16000)[0])
+        np.testing.assert_array_equal(got[row], reference_batch_indices([seed], int(step), 64, 16000)[0])
     alone = batch_indices(tf, tf.constant(seeds[1:2]), tf.constant(steps[1:2], tf.int32), 64, 16000).numpy()
     np.testing.assert_array_equal(alone[0], got[1])
     assert len(np.unique(got[0])) > 50, "indices should spread over the training set"

@@ -11,25 +11,13 @@ from batch_science.tables import partial_trial as partial_path
 from batch_science.training.engine import Engine
 from batch_science.trials import INFEASIBLE, Target
 from batch_science.tuning.tune_job import run_tune_job
+from conftest import constant_rate_trials
 
 pytestmark = pytest.mark.slow
 
 
 def make_trials(learning_rates, budget=60, eval_every=20):
-    return [
-        dict(
-            trial_id=i,
-            learning_rate=lr,
-            momentum=0.9,
-            decay_steps=0,
-            end_factor=1.0,
-            label_smoothing=0.0,
-            seed=100 + i,
-            step_budget=budget,
-            eval_every=eval_every,
-        )
-        for i, lr in enumerate(learning_rates)
-    ]
+    return constant_rate_trials(learning_rates, budget, eval_every, seed=100)
 
 
 @pytest.fixture(scope="module")

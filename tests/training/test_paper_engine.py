@@ -7,27 +7,15 @@ import pytest
 from batch_science.models.registry import get_model
 from batch_science.training.engine import Engine
 from batch_science.trials import REACHED, Target
+from conftest import constant_rate_trials
 
 pytestmark = pytest.mark.slow
 
 TEXT = {"name": "synthetic_text", "tokenizer": "bytes", "sequence_length": 32}
 
 
-def make_trials(learning_rates, budget, eval_every, momentum=0.9, seed=11):
-    return [
-        dict(
-            trial_id=i,
-            learning_rate=lr,
-            momentum=momentum,
-            decay_steps=0,
-            end_factor=1.0,
-            label_smoothing=0.0,
-            seed=seed + i,
-            step_budget=budget,
-            eval_every=eval_every,
-        )
-        for i, lr in enumerate(learning_rates)
-    ]
+def make_trials(learning_rates, budget, eval_every):
+    return constant_rate_trials(learning_rates, budget, eval_every, seed=11)
 
 
 @pytest.fixture(scope="module")
