@@ -3,6 +3,7 @@
 import shutil
 
 import numpy as np
+import pytest
 
 from batch_science.data.load import load
 
@@ -44,3 +45,16 @@ def test_a_cache_that_cannot_be_written_only_costs_decoding(mnist1d_data_dir, tm
     arrays = _load(data_dir)
     assert len(arrays.x_train) > 0 and blocker.is_dir()
     assert not list(data_dir.rglob("*.partial"))
+
+
+@pytest.mark.slow
+def test_raw_tensors_keep_the_same_examples_in_memory_and_streamed(mnist1d_data_dir):
+    """A class subset and a training subset together: the first 500 training examples of the
+    first 3 classes, whether the dataset is held in memory or streamed from disk."""
+    spec = {"name": "mnist1d", "classes": 3, "train_examples": 500}
+    in_memory = load({**spec, "streaming": False}, mnist1d_data_dir)
+    streamed = load({**spec, "streaming": True}, mnist1d_data_dir)
+    x, y = streamed.read(streamed.train_records, np.arange(streamed.n_train))
+    assert len(in_memory.y_train) == streamed.n_train == 500 and (y < 3).all()
+    np.testing.assert_array_equal(in_memory.y_train, y)
+    np.testing.assert_array_equal(in_memory.x_train, x)

@@ -31,15 +31,16 @@ def load(spec: dict, data_dir: str) -> Arrays | streamed.StreamedData:
 
 
 def raw_arrays(dataset_builder, spec: dict) -> Arrays:
-    """The stored tensors as they are: the training subset first, then the `classes` subset."""
+    """The stored tensors as they are: the `classes` subset of both splits first, then the training
+    subset, in stored order (as the streamed and the preprocessed paths keep them)."""
     splits = [spec.get("train_split", "train"), spec.get("validation_split", "validation")]
     (x_train, y_train), (x_validation, y_validation) = (split_arrays(dataset_builder, split) for split in splits)
-    keep = train_subset_size(spec, len(x_train))
-    x_train, y_train = x_train[:keep], y_train[:keep]
     classes = num_classes(dataset_builder)
     if spec.get("classes"):
         train_kept, validation_kept = y_train < spec["classes"], y_validation < spec["classes"]
         x_train, y_train = x_train[train_kept], y_train[train_kept]
         x_validation, y_validation = x_validation[validation_kept], y_validation[validation_kept]
         classes = min(classes, spec["classes"])
+    keep = train_subset_size(spec, len(x_train))
+    x_train, y_train = x_train[:keep], y_train[:keep]
     return Arrays(x_train, y_train.astype(np.int32), x_validation, y_validation.astype(np.int32), classes)
