@@ -23,6 +23,11 @@ class Arrays:
     augment: Callable | None = None
 
 
+def class_positions(labels, classes: int) -> np.ndarray:
+    """Positions, in stored order, of the examples of the first `classes` classes (labels below it)."""
+    return np.flatnonzero(np.asarray(labels) < classes)
+
+
 def train_subset_size(spec: dict, n_available: int) -> int:
     """Training examples a workload's dataset block keeps (train_examples or train_fraction; the first ones)."""
     if spec.get("train_examples"):

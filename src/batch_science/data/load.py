@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from batch_science.data import preprocess, streamed
-from batch_science.data.arrays import Arrays, train_subset_size
+from batch_science.data.arrays import Arrays, class_positions, train_subset_size
 from batch_science.data.tfds_access import builder, num_classes, prepare, split_arrays
 
 __all__ = ["load", "prepare"]
@@ -37,7 +37,10 @@ def raw_arrays(dataset_builder, spec: dict) -> Arrays:
     (x_train, y_train), (x_validation, y_validation) = (split_arrays(dataset_builder, split) for split in splits)
     classes = num_classes(dataset_builder)
     if spec.get("classes"):
-        train_kept, validation_kept = y_train < spec["classes"], y_validation < spec["classes"]
+        train_kept, validation_kept = (
+            class_positions(y_train, spec["classes"]),
+            class_positions(y_validation, spec["classes"]),
+        )
         x_train, y_train = x_train[train_kept], y_train[train_kept]
         x_validation, y_validation = x_validation[validation_kept], y_validation[validation_kept]
         classes = min(classes, spec["classes"])

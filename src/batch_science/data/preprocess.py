@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from batch_science.data.arrays import Arrays, train_subset_size
+from batch_science.data.arrays import Arrays, class_positions, train_subset_size
 from batch_science.data.tfds_access import dataset_kind, split_examples
 
 # ImageNet resize: shorter side to crop_size / 0.875 before the centre crop (224 -> 256).
@@ -61,7 +61,7 @@ def applies(spec: dict, builder) -> bool:
 
 def keep_classes(xs: list, ys: list, classes: int) -> tuple[list, list]:
     """Examples whose label is below `classes` (the first classes of the label feature)."""
-    kept = [i for i, y in enumerate(ys) if int(y) < classes]
+    kept = class_positions([int(y) for y in ys], classes)
     return [xs[i] for i in kept], [ys[i] for i in kept]
 
 

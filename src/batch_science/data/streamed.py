@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from batch_science.data import preprocess
-from batch_science.data.arrays import train_subset_size
+from batch_science.data.arrays import class_positions, train_subset_size
 from batch_science.data.tfds_access import dataset_kind, decode_fn, is_array_record
 from batch_science.io import atomic_write
 
@@ -123,7 +123,7 @@ class StreamedData:
         validation = builder.as_data_source(split=spec.get("validation_split", "validation")).data_source
         label = builder.info.features[builder.info.supervised_keys[1]]
         num_classes = label.num_classes
-        if spec.get("classes"):  # as preprocess.keep_classes: the examples of the first classes, in stored order
+        if spec.get("classes"):  # the examples of the first classes, in stored order (arrays.class_positions)
             train, validation = (
                 _Subset(records, _class_positions(builder, records, spec, split, data_dir))
                 for records, split in ((train, train_split), (validation, spec.get("validation_split", "validation")))
@@ -239,7 +239,7 @@ def _class_positions(builder, records, spec: dict, split: str, data_dir: str) ->
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     )
-    positions = np.flatnonzero(np.fromiter(tfds.as_numpy(labels), np.int64) < spec["classes"])
+    positions = class_positions(np.fromiter(tfds.as_numpy(labels), np.int64), spec["classes"])
 
     def write(tmp):
         with open(tmp, "wb") as f:
