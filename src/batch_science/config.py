@@ -15,7 +15,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from batch_science.trials import MOMENTUM_OPTIMIZERS, OPTIMIZERS
+from batch_science.trials import MOMENTUM_OPTIMIZERS, OPTIMIZERS, Target
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 NQM_DATASET = "nqm"  # the noisy quadratic model: a workload computed exactly, with no data or model
@@ -197,6 +197,16 @@ def data_parallel_for(config: dict, study: Study) -> dict | None:
     if is_nqm(config["workloads"][study.workload]):  # computed exactly, no devices
         return None
     return spec
+
+
+def run_settings(config: dict, workload: str) -> dict:
+    """How every trainer judges and stops a workload's trials: its goal, the divergence factor and
+    whether trials stop at the goal (the keyword arguments of Engine.run and its peers)."""
+    return {
+        "target": Target(**config["workloads"][workload]["target"]),
+        "divergence_factor": config["divergence_factor"],
+        "stop_at_target": config["stop_at_target"],
+    }
 
 
 def studies(config: dict) -> list[Study]:

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from batch_science.config import Study, shard_count, steps_for, studies
+from batch_science.config import Study, run_settings, shard_count, steps_for, studies
 from batch_science.data.load import load
 from batch_science.models.registry import get_model
 from batch_science.tables import results_dir, shard_table, tune_log
@@ -220,13 +220,7 @@ def engine_sweep(
     engine = Engine(model, arrays, study.optimizer, batch_size, config["precision"])
     slots = engine.slots_for(len(trials), group_size)  # as a tune job decides it
     ready = time.perf_counter()
-    outcomes = engine.run(
-        trials,
-        Target(**workload["target"]),
-        divergence_factor=config["divergence_factor"],
-        stop_at_target=config["stop_at_target"],
-        group_size=slots,
-    )
+    outcomes = engine.run(trials, **run_settings(config, name), group_size=slots)
     finished = time.perf_counter()
     stats = engine.stats
     return {

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from batch_science.config import Study, data_parallel_for, is_nqm, shard_trials
+from batch_science.config import Study, data_parallel_for, is_nqm, run_settings, shard_trials
 from batch_science.data.load import load
 from batch_science.data.streamed import StreamedData
 from batch_science.io import read_parquet_metadata, write_parquet
@@ -34,7 +34,7 @@ from batch_science.training.device import configure_tensorflow, training_device
 from batch_science.training.engine import Engine
 from batch_science.training.runner import Progress
 from batch_science.training.streaming_engine import StreamingEngine
-from batch_science.trials import Target, effective_learning_rate
+from batch_science.trials import effective_learning_rate
 from batch_science.tuning.search import study_record, study_trials
 
 log = logging.getLogger(__name__)
@@ -173,16 +173,9 @@ def _checkpointer(config: dict, study: Study, label: str, partial_dir: str, todo
 
 def _run_nqm_trials(config: dict, study: Study, todo: list[dict], save) -> None:
     """The noisy quadratic model: each trial's expected loss by exact recursion, no TensorFlow."""
-    workload = config["workloads"][study.workload]
+    spec = config["workloads"][study.workload]["nqm"]
     nqm.run_trials(
-        workload["nqm"],
-        study.optimizer,
-        study.batch_size,
-        todo,
-        Target(**workload["target"]),
-        divergence_factor=config["divergence_factor"],
-        stop_at_target=config["stop_at_target"],
-        on_finish=save,
+        spec, study.optimizer, study.batch_size, todo, **run_settings(config, study.workload), on_finish=save
     )
 
 
@@ -284,9 +277,7 @@ def run_tune_job(
                 )
                 _trainer(engine, strategy)(
                     todo,
-                    Target(**workload["target"]),
-                    divergence_factor=config["divergence_factor"],
-                    stop_at_target=config["stop_at_target"],
+                    **run_settings(config, study.workload),
                     group_size=slots,
                     on_finish=save,
                     progress=progress,
