@@ -38,7 +38,15 @@ from batch_science.release.layout import (
     parameter_configs_to_search_space,
     release_model_spec,
 )
-from batch_science.tables import CURVE_KEYS, STUDY_KEYS, TABLE_KINDS, TRIAL_COLUMNS, shard_table
+from batch_science.tables import (
+    CURVE_COLUMNS,
+    CURVE_KEYS,
+    CURVE_METRICS,
+    STUDY_KEYS,
+    TABLE_KINDS,
+    TRIAL_COLUMNS,
+    shard_table,
+)
 from batch_science.trials import INFEASIBLE, MOMENTUM_OPTIMIZERS, NOT_REACHED, REACHED, Target, effective_learning_rate
 
 log = logging.getLogger(__name__)
@@ -177,10 +185,10 @@ def read_study(
             )
 
         curve = measurements.rename(columns=MEASUREMENT_COLUMNS)
-        for column in ("train_cross_entropy", "val_cross_entropy", "val_error"):
+        for column in CURVE_METRICS:
             if column not in curve.columns:
                 curve[column] = math.nan
-        ours_columns = ["step", "train_cross_entropy", "val_cross_entropy", "val_error"]
+        ours_columns = ["step", *CURVE_METRICS]
         curve = curve[[*ours_columns, *[c for c in curve.columns if c not in ours_columns]]]
         trial_id = int(meta["trial_id"])
         for key, value in reversed(list(zip(CURVE_KEYS, (workload, optimizer, batch_size, trial_id)))):
@@ -303,11 +311,7 @@ def read_release(
     for problem in problems:
         log.warning("%s: study left out", problem)
     trials = pd.DataFrame(records, columns=TRIAL_COLUMNS + RELEASE_COLUMNS)
-    curves_table = (
-        pd.concat(curves, ignore_index=True)
-        if curves
-        else pd.DataFrame(columns=[*CURVE_KEYS, "step", "train_cross_entropy", "val_cross_entropy", "val_error"])
-    )
+    curves_table = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
     trials = trials.sort_values(CURVE_KEYS, ignore_index=True)
     curves_table = curves_table.sort_values([*CURVE_KEYS, "step"], ignore_index=True)
     return ReleaseTables(trials, curves_table, problems, incomplete)

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from batch_science.trials import INFEASIBLE, METAPARAMETERS, NOT_REACHED, REACHED, TrialOutcome, TrialState, observe
+from batch_science.trials import INFEASIBLE, METAPARAMETERS, REACHED, STATUSES, TrialOutcome, TrialState, observe
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class SlotRunner:
         self.fresh = np.zeros(n_slots, bool)
         self._refill()
         compiled_sizes = engine.compiled_sizes
-        # The goal, as the compiled call checks it to stop a slot (see Engine._intervals).
+        # The goal, as the compiled call checks it to stop a slot (see Engine.intervals_graph).
         goal = {
             "goal": tf.constant(self.target.value, tf.float64),
             "metric_is_error": tf.constant(self.target.metric == "error"),
@@ -272,7 +272,7 @@ class Progress:
         )
         self.start = self.last = time.monotonic()
         self.trial_steps = 0
-        self.finished = {REACHED: 0, NOT_REACHED: 0, INFEASIBLE: 0}
+        self.finished = dict.fromkeys(STATUSES, 0)
 
     def trial_finished(self, outcome: TrialOutcome) -> None:
         self.finished[outcome.status] += 1
