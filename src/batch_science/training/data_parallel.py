@@ -184,7 +184,7 @@ class DataParallelTrial:
             weights = [tf.Variable(w) for w in initial]
             velocity = [tf.Variable(tf.zeros_like(w)) for w in initial]
         initial_loss, _ = engine.evaluate([w.read_value() for w in weights])
-        hyper["loss_limit"] = divergence_factor * tf.maximum(initial_loss, math.log(engine.num_classes))
+        hyper["loss_limit"] = engine.divergence_limit(divergence_factor, initial_loss)
         train_step = self._make_step(weights, velocity, hyper)
 
         budget, eval_every = trial["step_budget"], trial["eval_every"]

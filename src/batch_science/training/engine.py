@@ -285,6 +285,12 @@ class Engine:
         )
         return weights, velocity, alive, loss_sum, loss_count
 
+    def divergence_limit(self, divergence_factor, initial_val_ce):
+        """The training loss beyond which a trial has diverged: `divergence_factor` times its step-0
+        validation loss, and never below that factor times the loss of a uniform guess, log(classes)."""
+        tf = self.tf
+        return divergence_factor * tf.maximum(initial_val_ce, tf.constant(math.log(self.num_classes), self.dtype))
+
     def close_interval_graph(
         self, alive, loss_limit, hyper, steps, fresh, done, stop, loss_sum, loss_count, val_ce, val_error
     ):
@@ -292,10 +298,7 @@ class Engine:
         which slots are now done, and the interval's record (mean training loss, validation metrics;
         step or -1 where the slot recorded nothing, alive as 0/1)."""
         tf = self.tf
-        fresh_limit = hyper["divergence_factor"] * tf.maximum(
-            val_ce, tf.constant(math.log(self.num_classes), self.dtype)
-        )
-        loss_limit = tf.where(fresh, fresh_limit, loss_limit)
+        loss_limit = tf.where(fresh, self.divergence_limit(hyper["divergence_factor"], val_ce), loss_limit)
         alive = alive & tf.where(fresh, tf.math.is_finite(val_ce), True)
         recorded = ~done
         metric = tf.cast(tf.where(hyper["metric_is_error"], val_error, val_ce), tf.float64)
