@@ -331,3 +331,16 @@ def test_export_marks_trials_stopped_at_the_goal(tmp_path):
 
     assert stopped_at_goal(back.trials) is True
     assert np.isclose(back.trials["steps_to_result"].dropna().min(), 20)
+
+
+def test_a_trained_study_cannot_name_a_metric_only_a_release_records(tiny_config):
+    from batch_science.config import ConfigError
+
+    config = json.loads(json.dumps(tiny_config))
+    workload = next(iter(config["workloads"]))
+    config["workloads"][workload]["target"] = {"metric": "average_precision", "value": 0.3, "direction": "maximize"}
+    with pytest.raises(ConfigError, match=rf"workloads.{workload}.target.metric: 'average_precision' is recorded only"):
+        check_study(config)
+    assert check_study({**config, "imported_from": "/release"})["workloads"][workload]["target"]["metric"] == (
+        "average_precision"
+    )
