@@ -33,6 +33,12 @@ def test_one_batch_size_claims_no_speed_up():
     assert "reached at 1 of 1 batch sizes" in text
     assert f"It took {best:g} steps at batch size 64" in text and "not measured" in text
     assert "speed-up" not in text and "fell from" not in text
+    assert "fits below" not in text  # there are none
+
+
+def test_two_batch_sizes_fit_but_say_the_fit_is_not_constrained():
+    text = paragraph(summary_of(synthetic_trials(3, batch_sizes=[8, 512], optimizer="sgd")), "**w, SGD**")
+    assert "a speed-up of" in text and "the fits below are not constrained by the data" in text and "S_min" in text
 
 
 def test_no_batch_size_reached_says_so_and_nothing_else():

@@ -191,6 +191,7 @@ def test_importer_tolerates_what_the_paper_loader_tolerates_and_says_so(release,
     trials = pd.read_parquet(out / "trials.parquet")
     study = trials[(trials["workload"] == "mnist_simple_cnn_base") & (trials["batch_size"] == 64)].set_index("trial_id")
     assert sorted(study.index) == [0, 1, 2, 3, 7, 10]
+    assert trials["config_hash"].nunique() == 1  # one import, one config: the tables never mix hashes
     assert study.loc[0, "weight_decay"] == 1e-4 and study.loc[0, "optimizer_variant"] == '"v2"'
     assert math.isnan(study.loc[1, "weight_decay"])
     assert list(study.loc[[2, 3], "status"]) == ["infeasible", "infeasible"]

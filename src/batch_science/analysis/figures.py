@@ -475,7 +475,6 @@ def tuning_budget_figure(table: pd.DataFrame, path):
         columns,
         figsize=(4.6 * columns, 5.2 * rows_of_panels),
         squeeze=False,
-        sharex="col",
         gridspec_kw={"height_ratios": [3, 1.4] * rows_of_panels},
         layout="constrained",
     )
@@ -486,6 +485,7 @@ def tuning_budget_figure(table: pd.DataFrame, path):
     colors = {k: plt.get_cmap("viridis")(i / max(len(budgets) - 1, 1) * 0.9) for i, k in enumerate(budgets)}
     for index, (workload, optimizer) in enumerate(keys):
         top, bottom = axes[2 * (index // columns)][index % columns], axes[2 * (index // columns) + 1][index % columns]
+        bottom.sharex(top)  # each pair of panels shares its batch sizes, pairs do not
         rows = table[(table["workload"] == workload) & (table["optimizer"] == optimizer)]
         full = rows["budget"].max()
         for k in budgets:
@@ -509,6 +509,7 @@ def tuning_budget_figure(table: pd.DataFrame, path):
                 )
         _log2_axes(top)
         top.set_xlabel("")
+        top.tick_params(labelbottom=False)
         medians = rows["steps_median"].dropna()
         if len(medians):  # an open-ended band runs off the top rather than squashing the medians
             top.set_ylim(medians.min() / 1.6, medians.max() * 2)

@@ -62,8 +62,8 @@ def workload_paragraph(
     goal = f"validation {rows['target_metric'].iloc[0]} {direction} {number(rows['target_value'].iloc[0])}"
     infeasible = f", {_range(rows['n_infeasible'])} infeasible" if rows["n_infeasible"].max() > 0 else ""
     lines = [
-        f"**{workload}, {optimizer_label(optimizer)}** (goal: {goal}; {_range(rows['n_trials'])} feasible trials "
-        f"per batch size{infeasible})."
+        f"**{workload}, {optimizer_label(optimizer)}** (goal: {goal}; {_range(rows['n_trials'])} feasible "
+        f"trial{'s' if rows['n_trials'].max() != 1 else ''} per batch size{infeasible})."
     ]
     if reached.empty:
         return lines[0] + " No batch size reached the goal within its step budget."
@@ -95,7 +95,8 @@ def workload_paragraph(
             "first evaluation past the goal)."
         )
     fit = fit_for(fits, workload, optimizer)
-    if fit is not None and fit["n_batch_sizes"] < MIN_BATCH_SIZES:
+    fitted = fit is not None and (np.isfinite(fit["piecewise_e_min"]) or np.isfinite(fit["s_min"]))
+    if fitted and fit["n_batch_sizes"] < MIN_BATCH_SIZES:
         lines.append(
             f"With fewer than {MIN_BATCH_SIZES} batch sizes reaching the goal, the fits below are not constrained by "
             "the data."

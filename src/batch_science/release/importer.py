@@ -271,7 +271,7 @@ def read_trial(trial_dir: Path, study: dict, context: dict, notes: list[str]) ->
         "target_metric": target.metric,
         "target_value": float(target.value),
         "target_direction": target.direction,
-        "config_hash": ours.get("config_hash", context["study_hash"]),
+        "config_hash": ours.get("config_hash"),  # None: read_release gives the import's own
         "release_path": "/".join(context["relative"]),
         "release_study": json.dumps(study, sort_keys=True),
         "release_metadata": json.dumps(release_metadata, sort_keys=True),
@@ -319,7 +319,6 @@ def read_study(
         "optimizer": RELEASE_OPTIMIZERS[study["optimizer"]],
         "batch_size": int(study["batch_size"]),
         "workload": workload_name(relative[:-2]),
-        "study_hash": hashlib.sha256(json.dumps(study, sort_keys=True).encode()).hexdigest()[:12],
     }
     records, curves, incomplete, study_skipped, study_notes = [], [], 0, [], []
     for trial_dir in trial_dirs:
@@ -407,6 +406,10 @@ def read_release(
     trials = _typed_parameter_columns(
         pd.DataFrame(records, columns=TRIAL_COLUMNS + RELEASE_COLUMNS + parameter_columns), parameter_columns
     )
+    # Trials of the paper's release share one config: the study folders read, their goals and the cut.
+    studies = sorted(set(zip(trials["release_path"], trials["release_study"], trials["target_value"].astype(str))))
+    import_hash = hashlib.sha256(json.dumps([studies, first_complete]).encode()).hexdigest()[:12]
+    trials["config_hash"] = trials["config_hash"].fillna(import_hash)
     curves_table = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=CURVE_COLUMNS)
     trials = trials.sort_values(CURVE_KEYS, ignore_index=True)
     curves_table = curves_table.sort_values([*CURVE_KEYS, "step"], ignore_index=True)

@@ -79,7 +79,7 @@ class ReleaseTables:
             ("Trials left out", self.skipped_trials),
             ("Tolerated", self.notes),
         ):
-            lines += [f"## {title}: {len(items)}", "", *(f"- {item}" for item in items), ""]
+            lines += [f"## {title}: {len(items)}", "", *(f"- {item}" for item in items), *([""] if items else [])]
         return "\n".join(lines)
 
 
