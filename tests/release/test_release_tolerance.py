@@ -287,6 +287,22 @@ def test_study_name_must_be_safe_and_an_import_never_overwrites_unasked(release,
     assert sorted(p.name for p in results.iterdir()) == ["paper", "trained"]  # no temporary folder left
 
 
+def test_an_import_that_fails_half_way_leaves_the_previous_one_as_it_was(release, tmp_path, monkeypatch):
+    from batch_science.release import importer
+
+    out = import_release(release, "paper", tmp_path / "results")
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(importer, "aggregate_study", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        import_release(release, "paper", tmp_path / "results", force=True)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert [p.name for p in (tmp_path / "results").iterdir()] == ["paper"]
+
+
 def test_release_import_export_round_trips_tolerated_trials(release, tmp_path):
     tables = read_release(release)
     write_release(tables.trials, tables.curves, tmp_path / "out")

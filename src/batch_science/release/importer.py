@@ -549,8 +549,21 @@ def import_release(
     tables = read_release(release_dir, study_name, targets, strict, first_complete, include, allow_fewer)
     if tables.trials.empty:
         raise ReleaseError(f"{release_dir}: no study could be imported ({len(tables.problems)} left out)")
-    final, out = out, out.with_name(f".{study_name}.importing")
-    shutil.rmtree(out, ignore_errors=True)
+    building = out.with_name(f".{study_name}.importing")
+    shutil.rmtree(building, ignore_errors=True)
+    try:
+        _write_import(tables, study_name, building, release_dir)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)  # a failed import leaves nothing behind
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    building.rename(out)
+    return out
+
+
+def _write_import(tables: ReleaseTables, study_name: str, out: Path, release_dir) -> None:
+    """Shard tables, aggregated tables, config.yaml and the import summary of an import, under `out`."""
     config = imported_study_config(tables, study_name)
     meta = {"source": str(Path(release_dir).resolve()), "imported_by": "batch_science.release"}
     trial_files, curve_files = [], []
@@ -584,10 +597,6 @@ def import_release(
         f.write(f"# Imported from {meta['source']} by python -m batch_science.release; tune never runs on it.\n")
         yaml.safe_dump(config, f, sort_keys=False)
     (out / IMPORT_SUMMARY).write_text(f"# Import of {meta['source']}\n\n{tables.summary()}")
-    if final.exists():
-        shutil.rmtree(final)
-    out.rename(final)
-    return final
 
 
 IMPORT_SUMMARY = "import_summary.md"
