@@ -249,6 +249,10 @@ def test_first_complete_refuses_a_workload_with_too_few_as_the_paper_loader(rele
     assert "only 1 COMPLETE trial(s), --first-complete asks for 2" in " ".join(tables.problems)
     study = tables.trials[(tables.trials["workload"] == "mnist_simple_cnn_base") & (tables.trials["batch_size"] == 64)]
     assert list(study["trial_id"]) == [0, 1]  # the first two COMPLETE
+    assert (
+        f"{mnist / '64'}: 4 trial(s) after the first 2 COMPLETE (trial ids 2-10) left out by --first-complete"
+        in tables.skipped_trials
+    )
     three = read_release(release, first_complete=3, allow_fewer=True).trials
     assert list(three[(three["workload"] == "mnist_simple_cnn_base") & (three["batch_size"] == 64)]["trial_id"]) == [
         0,
@@ -361,3 +365,17 @@ def test_a_trained_study_cannot_name_a_metric_only_a_release_records(tiny_config
     assert check_study({**config, "imported_from": "/release"})["workloads"][workload]["target"]["metric"] == (
         "average_precision"
     )
+
+
+def test_command_line_goal_may_name_average_precision(release, tmp_path, capsys):
+    from batch_science.release.__main__ import parse_target
+    from batch_science.trials import Target
+
+    assert parse_target("average_precision>0.35") == Target("average_precision", 0.35, "maximize")
+    args = ["import", str(release), "--study", "p", "--results", str(tmp_path)]
+    assert main([*args, "--target", "open_images_v4=average_precision>0.35"]) == 0
+    steps = pd.read_csv(tmp_path / "p" / "steps_to_result.csv").set_index(["workload", "batch_size"])
+    assert steps.loc[("open_images_v4_resnet_50", 64), "steps_to_result"] == 2000  # 0.4 at 2000, 0.311 at 1000
+    assert "Imported 6 studies" in capsys.readouterr().out
+    assert main([*args, "--force", "--target", "open_images_v4=precision>0.35"]) == 2
+    assert "METRIC error or cross_entropy or average_precision" in capsys.readouterr().err

@@ -395,7 +395,7 @@ def read_release(
         if n_incomplete:
             incomplete["/".join(relative)] = n_incomplete
     if first_complete:
-        read = _first_complete(read, first_complete, allow_fewer, problems, notes)
+        read = _first_complete(read, first_complete, allow_fewer, problems, notes, skipped)
     if strict and problems:
         raise ReleaseError(f"{len(problems)} malformed or partial study folder(s), first: {problems[0]}")
     for problem in problems:
@@ -428,9 +428,12 @@ def _typed_parameter_columns(trials: pd.DataFrame, columns: list[str]) -> pd.Dat
     return trials
 
 
-def _first_complete(read: dict, n: int, allow_fewer: bool, problems: list[str], notes: list[str]) -> dict:
-    """Each study cut after its n-th COMPLETE trial (by trial id). A workload folder with a study of
-    fewer than n is left out whole, as the paper's loader refuses it, or with `allow_fewer` kept and noted."""
+def _first_complete(
+    read: dict, n: int, allow_fewer: bool, problems: list[str], notes: list[str], skipped: list[str]
+) -> dict:
+    """Each study cut after its n-th COMPLETE trial (by trial id; the cut listed in `skipped`). A
+    workload folder with a study of fewer than n is left out whole, as the paper's loader refuses
+    it, or with `allow_fewer` kept and noted."""
     kept, short = {}, {}
     for study_dir, (records, curves) in read.items():
         cut, complete = 0, 0
@@ -440,6 +443,12 @@ def _first_complete(read: dict, n: int, allow_fewer: bool, problems: list[str], 
             cut += 1
             complete += record["status"] != INFEASIBLE
         kept[study_dir] = (records[:cut], curves[:cut])
+        if cut < len(records):
+            ids = [record["trial_id"] for record in records[cut:]]
+            skipped.append(
+                f"{study_dir}: {len(ids)} trial(s) after the first {n} COMPLETE (trial ids {ids[0]}-{ids[-1]}) "
+                "left out by --first-complete"
+            )
         if complete < n:
             short[study_dir] = complete
     refused = set()
