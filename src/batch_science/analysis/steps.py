@@ -44,7 +44,8 @@ def best_trials(trials: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     """One row per study: the trial that reached the target in the fewest steps.
 
     Ties go to the lowest trial id (evaluations ordered by step, then trial id). Infeasible
-    trials never count. Studies where no trial reached the target get NaN steps.
+    trials never count: `n_trials` counts the feasible ones (the release's COMPLETE trials, as the
+    paper counts them), `n_infeasible` the others. Studies where no trial reached the target get NaN steps.
     `by` names extra grouping columns (e.g. a resample index) that come first in the result,
     so many resamples of the trials are scored in one call.
     """
@@ -56,10 +57,10 @@ def best_trials(trials: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     # Best metric of feasible trials, signed so that "best" is always the minimum.
     signed_metric = trials["best_val_metric"].where(~infeasible) * sign
     counts = (
-        trials.assign(_infeasible=infeasible, _reached=reached, _signed_metric=signed_metric)
+        trials.assign(_infeasible=infeasible, _feasible=~infeasible, _reached=reached, _signed_metric=signed_metric)
         .groupby(keys, sort=True)
         .agg(
-            n_trials=("trial_id", "size"),
+            n_trials=("_feasible", "sum"),
             n_infeasible=("_infeasible", "sum"),
             n_reached=("_reached", "sum"),
             step_budget=("step_budget", "first"),
