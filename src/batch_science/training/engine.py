@@ -312,7 +312,8 @@ class Engine:
         metric = tf.cast(tf.where(hyper["metric_is_error"], val_error, val_ce), tf.float64)
         met = strictly_better(metric, tf.cast(hyper["goal"], tf.float64), hyper["goal_sign"])
         done = done | ~alive | ~tf.math.is_finite(val_ce) | (steps >= hyper["budget"]) | (stop & met)
-        metrics = tf.stack([loss_sum / tf.maximum(loss_count, 1.0), val_ce, val_error])
+        # No step taken in the interval (a trial diverged at its first): no training loss, NaN, not 0.
+        metrics = tf.stack([loss_sum / loss_count, val_ce, val_error])
         steps_and_alive = tf.stack([tf.where(recorded, steps, -1), tf.cast(alive, tf.int32)])
         return alive, loss_limit, done, metrics, steps_and_alive
 
