@@ -5,9 +5,11 @@ are the label-smoothed loss, the optimizers, the schedule, the divergence rule a
 What it is given from outside is data, not maths: a trial's initial weights (the model's `init`)
 and its minibatch indices at each step (the engine's counter-based hash, `batch_indices(step)`).
 
-An optimizer is one function `(weights, velocity, gradients, learning_rate, momentum) -> (weights,
-velocity)` in `OPTIMIZERS`; adding one (Adam, say) is one function and one entry there, plus its
-extra state in `velocity` if it needs more than one array per weight.
+An optimizer is one function `(weights, state, gradients, learning_rate, trial, step) -> (weights,
+state)` in `OPTIMIZERS`: `state` holds a tuple of arrays per weight (STATE_ARRAYS of them, zeros at
+step 0), `trial` the trial's metaparameters, `step` the step being taken (0 for the first update).
+Adding one (Adam: two arrays, and `step` for its bias correction) is one function and one entry in
+OPTIMIZERS (and STATE_ARRAYS).
 """
 
 from __future__ import annotations
@@ -20,24 +22,33 @@ import numpy as np
 # -- the optimizers (config/README.md, "Optimizers") ------------------------------------------
 
 
-def sgd(weights, velocity, gradients, learning_rate, momentum):
-    """w <- w - lr g; no velocity."""
-    return [w - learning_rate * g for w, g in zip(weights, gradients)], velocity
+def sgd(weights, state, gradients, learning_rate, trial, step):
+    """w <- w - lr g; no state."""
+    return [w - learning_rate * g for w, g in zip(weights, gradients)], state
 
 
-def heavy_ball(weights, velocity, gradients, learning_rate, momentum):
+def heavy_ball(weights, state, gradients, learning_rate, trial, step):
     """v <- m v + g; w <- w - lr v."""
-    velocity = [momentum * v + g for v, g in zip(velocity, gradients)]
-    return [w - learning_rate * v for w, v in zip(weights, velocity)], velocity
+    m = trial["momentum"]
+    velocity = [m * v + g for (v,), g in zip(state, gradients)]
+    return [w - learning_rate * v for w, v in zip(weights, velocity)], [(v,) for v in velocity]
 
 
-def nesterov(weights, velocity, gradients, learning_rate, momentum):
+def nesterov(weights, state, gradients, learning_rate, trial, step):
     """v <- m v + g; w <- w - lr (g + m v), with the new v."""
-    velocity = [momentum * v + g for v, g in zip(velocity, gradients)]
-    return [w - learning_rate * (g + momentum * v) for w, g, v in zip(weights, gradients, velocity)], velocity
+    m = trial["momentum"]
+    velocity = [m * v + g for (v,), g in zip(state, gradients)]
+    new_weights = [w - learning_rate * (g + m * v) for w, g, v in zip(weights, gradients, velocity)]
+    return new_weights, [(v,) for v in velocity]
 
 
 OPTIMIZERS = {"sgd": sgd, "momentum": heavy_ball, "nesterov": nesterov}
+STATE_ARRAYS = {"sgd": 0, "momentum": 1, "nesterov": 1}  # arrays of optimizer state per weight
+
+
+def initial_state(optimizer: str, weights) -> list[tuple]:
+    """The optimizer's state before the first step: zeros."""
+    return [tuple(np.zeros_like(w) for _ in range(STATE_ARRAYS[optimizer])) for w in weights]
 
 
 # -- the schedule, the loss, the model ---------------------------------------------------------
@@ -149,7 +160,7 @@ def train(
     x_train, y_train, x_val, y_val, classes = data
     column, goal_value, direction = goal
     weights = [np.array(w, float) for w in initial_weights]
-    velocity = [np.zeros_like(w) for w in weights]
+    state = initial_state(optimizer, weights)
     result, step, alive, train_losses, limit = Trial(), 0, True, [], math.inf
     while True:
         val_ce, val_error = evaluate(weights, x_val, y_val)
@@ -187,5 +198,5 @@ def train(
                 else:
                     train_losses.append(loss)
                     rate = learning_rate(step, trial["learning_rate"], trial["decay_steps"], trial["end_factor"])
-                    weights, velocity = OPTIMIZERS[optimizer](weights, velocity, gradients, rate, trial["momentum"])
+                    weights, state = OPTIMIZERS[optimizer](weights, state, gradients, rate, trial, step)
             step += 1

@@ -24,7 +24,7 @@ def nqm_expected_losses(curvature, optimizer, batch_size, trial, steps):
     k = len(curvature)
     theta = np.zeros((k, 1 + steps))
     theta[:, 0] = 1.0
-    velocity = np.zeros_like(theta)
+    state = ref.initial_state(optimizer, [theta])
     losses = []
     for step in range(steps + 1):
         source_variance = np.where(np.arange(1 + steps) == 0, 1.0, curvature[:, None] / batch_size)
@@ -35,7 +35,7 @@ def nqm_expected_losses(curvature, optimizer, batch_size, trial, steps):
         gradient = curvature[:, None] * theta
         gradient[:, 1 + step] += 1.0  # this step's noise xi_step
         rate = ref.learning_rate(step, trial["learning_rate"], trial["decay_steps"], trial["end_factor"])
-        (theta,), (velocity,) = ref.OPTIMIZERS[optimizer]([theta], [velocity], [gradient], rate, trial["momentum"])
+        (theta,), state = ref.OPTIMIZERS[optimizer]([theta], state, [gradient], rate, trial, step)
     return np.array(losses)
 
 

@@ -94,7 +94,7 @@ def test_noise_scale_step_matches_the_reference(optimizer):
     chunks, small, rate, momentum = 4, 2, 0.3, 0.0 if optimizer == "sgd" else 0.8
     train_step = make_train_step(model, chunks, optimizer, rate, momentum)
     weights = model.init(3, (5,), CLASSES)
-    velocity = [np.zeros_like(w) for w in weights]
+    state = ref.initial_state(optimizer, weights)
     got_w = [tf.constant(w[None], tf.float64) for w in weights]
     got_v = [tf.zeros_like(w) for w in got_w]
     for step in range(4):
@@ -107,6 +107,6 @@ def test_noise_scale_step_matches_the_reference(optimizer):
         assert float(norm_small) == pytest.approx(want_small, rel=TOLERANCE)
         assert float(norm_big) == pytest.approx(sum((g**2).sum() for g in big), rel=TOLERANCE)
         assert float(loss) == pytest.approx(np.mean([loss for loss, _ in per_chunk]), rel=TOLERANCE)
-        weights, velocity = ref.OPTIMIZERS[optimizer](weights, velocity, big, rate, momentum)
+        weights, state = ref.OPTIMIZERS[optimizer](weights, state, big, rate, {"momentum": momentum}, step)
         for w, want in zip(got_w, weights):
             np.testing.assert_allclose(w.numpy()[0], want, rtol=0, atol=TOLERANCE, err_msg=f"step {step}")
