@@ -1,5 +1,5 @@
 rule fit:
-    """Fit S(B) = S_min (1 + B_crit / B) per workload and optimizer, with bootstrap intervals over trials."""
+    """Fit S(B) = S_min (1 + B_crit / B) per workload and optimizer, with parametric bootstrap intervals (docs/fit.md)."""
     input:
         trials=f"{RESULTS}/trials.parquet",
     output:

@@ -1,4 +1,4 @@
-"""Scaling-curve fits per (workload, optimizer), with bootstrap intervals over trials.
+"""Scaling-curve fits per (workload, optimizer), with parametric bootstrap intervals.
 
 Two descriptions of steps to result S against batch size B:
 
@@ -16,8 +16,18 @@ B_1, B_2 themselves are not used: a transition of almost zero slope through nois
 A regime counts as seen only with two measured batch sizes in it: with fewer, the piecewise fit
 puts its boundary beyond the data (end of perfect scaling 0, maximal useful batch size inf).
 
-A boundary is reported as constrained only if its bootstrap interval lies inside the measured
-batch sizes; otherwise the data give only a lower or upper bound, or none, and the fits say so.
+Intervals come from a parametric bootstrap of the fitted curve, not of the trials: each resample
+puts independent log-normal noise on every batch size's steps around the fitted curve, its scale
+drawn from the fit's residuals (sigma^2 = RSS / chi^2 with n - p degrees of freedom, so few batch
+sizes give wide intervals), and refits. (Resampling the trials and taking each study's best again
+cannot move a best below the measured one: every resampled S_min sat at or above the estimate.) The
+noise a study's best trial carries is its scatter about the curve, which the residuals measure. A
+simulation (tests/analysis/test_fit_coverage.py, docs/fit.md) measures the coverage: the interval
+holds the curve that a study's best trial follows, so with few trials per study S_min's truth is the
+optimum plus the tuning shortfall, which this interval cannot see.
+
+A boundary is reported as constrained only if its interval lies inside the measured batch sizes;
+otherwise the data give only a lower or upper bound, or none, and the fits say so.
 """
 
 from __future__ import annotations
@@ -144,10 +154,14 @@ def _log2_slope(batch_sizes, steps, doublings: int = 3) -> float:
     return float(np.polyfit(np.log2(frame["b"]), np.log2(frame["s"]), 1)[0])
 
 
-def fit_parameters(best: pd.DataFrame, tolerance: float) -> dict[str, float]:
-    """Both fits of one (workload, optimizer) from its best trials: every name in PARAMETERS."""
-    s_min, b_crit = fit_scaling(best["batch_size"], best["steps_to_result"])
-    b, s = _reached_points(best["batch_size"], best["steps_to_result"])
+def scaling_parameters(b, s, tolerance: float) -> dict[str, float]:
+    """S_min (1 + B_crit / B) fitted to reached points, and its regime boundaries."""
+    s_min, b_crit = fit_scaling(b, s)
+    return {"s_min": s_min, "b_crit": b_crit, "b_perfect_end": tolerance * b_crit, "b_max_useful": b_crit / tolerance}
+
+
+def piecewise_parameters(b, s, tolerance: float) -> dict[str, float]:
+    """The piecewise log-log fit to reached points, and its regime boundaries (0 or inf where unseen)."""
     piecewise = fit_piecewise(b, s)
     boundaries = (math.nan, math.nan)
     if np.isfinite(piecewise).all():
@@ -155,20 +169,54 @@ def fit_parameters(best: pd.DataFrame, tolerance: float) -> dict[str, float]:
         seen_line = (b <= piecewise[2] * (1 + 1e-9)).sum() >= 2
         seen_plateau = (b >= piecewise[3] * (1 - 1e-9)).sum() >= 2
         boundaries = (end if seen_line else 0.0, useful if seen_plateau else math.inf)
-    return dict(zip(PARAMETERS, (s_min, b_crit, *piecewise, tolerance * b_crit, b_crit / tolerance, *boundaries)))
+    return dict(zip([*PIECEWISE, "piecewise_b_perfect_end", "piecewise_b_max_useful"], (*piecewise, *boundaries)))
 
 
-def bootstrap_trials(trials: pd.DataFrame, n_bootstrap: int, rng: np.random.Generator) -> pd.DataFrame:
-    """n_bootstrap resamples of the trials, each study's trials drawn with replacement; column `sample`."""
-    positions, samples = [], []
-    studies = list(trials.groupby("batch_size").indices.values())
-    for sample in range(n_bootstrap):
-        for rows in studies:
-            positions.append(rows[rng.integers(0, len(rows), len(rows))])
-            samples.append(np.full(len(rows), sample))
-    if not positions:
-        return trials.iloc[:0].assign(sample=pd.Series(dtype=int))
-    return trials.iloc[np.concatenate(positions)].assign(sample=np.concatenate(samples))
+def fit_parameters(best: pd.DataFrame, tolerance: float) -> dict[str, float]:
+    """Both fits of one (workload, optimizer) from its best trials: every name in PARAMETERS."""
+    b, s = _reached_points(best["batch_size"], best["steps_to_result"])
+    fits = {**scaling_parameters(b, s, tolerance), **piecewise_parameters(b, s, tolerance)}
+    return {name: fits[name] for name in PARAMETERS}
+
+
+def resampled_log_steps(fitted_log, residuals, n_parameters: int, n_bootstrap: int, rng) -> np.ndarray:
+    """[n_bootstrap, batch sizes] log steps around the fitted curve, the parametric bootstrap.
+
+    Each resample draws its noise scale from the residuals' sum of squares over a chi-square of
+    n - p degrees of freedom (the scale's own uncertainty: with few batch sizes a t-like spread),
+    then independent normal noise for every batch size (study). NaN where n <= p: nothing is left
+    to estimate the noise from.
+    """
+    dof = len(fitted_log) - n_parameters
+    if dof < 1:
+        return np.full((n_bootstrap, len(fitted_log)), np.nan)
+    rss = float(np.sum(np.square(residuals)))
+    scale = np.sqrt(rss / rng.chisquare(dof, size=(n_bootstrap, 1)))
+    return fitted_log[None, :] + scale * rng.standard_normal((n_bootstrap, len(fitted_log)))
+
+
+def bootstrap_fit(b, s, fitted, n_parameters: int, refit, n_bootstrap: int, rng) -> list[dict]:
+    """`refit(b, steps)` on n_bootstrap parametric resamples of the reached points (b, s) around the
+    fitted curve `fitted` (steps at b) of a fit of n_parameters; {} where a resample cannot be fitted."""
+    log_fitted = np.log(fitted)
+    resamples = np.exp(resampled_log_steps(log_fitted, np.log(s) - log_fitted, n_parameters, n_bootstrap, rng))
+    return [refit(b, row) if np.isfinite(row).all() else {} for row in resamples]
+
+
+def bootstrap_fits(best: pd.DataFrame, fit: dict, n_bootstrap: int, tolerance: float, rng) -> pd.DataFrame:
+    """Every PARAMETERS column refitted on n_bootstrap parametric resamples of the best trials' steps:
+    the gradient-noise fit's around its curve, the piecewise fit's around its own."""
+    b, s = _reached_points(best["batch_size"], best["steps_to_result"])
+    scaling = [{}] * n_bootstrap
+    if np.isfinite([fit["s_min"], fit["b_crit"]]).all():
+        fitted = scaling_curve(b, fit["s_min"], fit["b_crit"])
+        scaling = bootstrap_fit(b, s, fitted, 2, lambda b, s: scaling_parameters(b, s, tolerance), n_bootstrap, rng)
+    piecewise = [{}] * n_bootstrap
+    if np.isfinite([fit[name] for name in PIECEWISE]).all():
+        fitted = piecewise_curve(b, *(fit[name] for name in PIECEWISE))
+        piecewise = bootstrap_fit(b, s, fitted, 4, lambda b, s: piecewise_parameters(b, s, tolerance), n_bootstrap, rng)
+    rows = [{"sample": i, **one, **other} for i, (one, other) in enumerate(zip(scaling, piecewise))]
+    return pd.DataFrame(rows, columns=["sample", *PARAMETERS]).astype({name: float for name in PARAMETERS})
 
 
 def constraint(lo: float, hi: float, measured_min: float, measured_max: float) -> str:
@@ -186,37 +234,32 @@ def constraint(lo: float, hi: float, measured_min: float, measured_max: float) -
     return "constrained"
 
 
-def _interval(values: np.ndarray, alpha: float) -> tuple[float, float]:
-    """Bootstrap quantiles; boundaries beyond the data (0 or inf) take part, failed fits (NaN) do not."""
+def interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The central `confidence` interval of bootstrap samples (quantiles (1 - c) / 2 and (1 + c) / 2);
+    boundaries beyond the data (0 or inf) take part, failed fits (NaN) do not."""
     values = values[~np.isnan(values)]
     if not len(values):
         return math.nan, math.nan
+    alpha = (1 - confidence) / 2
     return float(np.quantile(values, alpha, method="lower")), float(np.quantile(values, 1 - alpha, method="higher"))
 
 
 def fit_workloads(
     trials: pd.DataFrame, n_bootstrap: int = 200, confidence: float = 0.9, tolerance: float = 0.1, seed: int = 0
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Fits per (workload, optimizer) with intervals and what the data constrain; and the bootstrap samples."""
+    """Fits per (workload, optimizer) with `confidence` intervals from `n_bootstrap` parametric
+    resamples (bootstrap_fits) and what the data constrain; and the bootstrap samples."""
     rng = np.random.default_rng(seed)
-    alpha = (1 - confidence) / 2
     rows, bootstrap = [], []
     for key, group in trials.groupby(FIT_KEYS, sort=True):
         best = best_trials(group)
         fit = fit_parameters(best, tolerance)
-        resampled = best_trials(bootstrap_trials(group, n_bootstrap, rng), by=("sample",))
-        samples = pd.DataFrame(
-            [
-                {"sample": sample, **fit_parameters(b, tolerance)}
-                for sample, b in resampled.groupby("sample", sort=True)
-            ],
-            columns=["sample", *PARAMETERS],
-        )
+        samples = bootstrap_fits(best, fit, n_bootstrap, tolerance, rng)
         bootstrap.append(samples.assign(**dict(zip(FIT_KEYS, key))))
         row = {**dict(zip(FIT_KEYS, key))}
         for name in PARAMETERS:
             row[name] = fit[name]
-            row[f"{name}_lo"], row[f"{name}_hi"] = _interval(samples[name].to_numpy(float), alpha)
+            row[f"{name}_lo"], row[f"{name}_hi"] = interval(samples[name].to_numpy(float), confidence)
         measured = best["batch_size"][np.isfinite(best["steps_to_result"])]
         b_min, b_max = (float(measured.min()), float(measured.max())) if len(measured) else (math.nan, math.nan)
         for name in ("b_crit", *BOUNDARIES):

@@ -137,8 +137,8 @@ def write_report_tables(
         fits_long(fits),
         output["fits"],
         "Fits per workload and optimizer",
-        f"Intervals: {confidence:.0%} bootstrap over trials. 'lower bound only': the boundary lies at or beyond the "
-        "largest "
+        f"Intervals: {confidence:.0%} parametric bootstrap of the fitted curve (docs/fit.md). 'lower bound only': "
+        "the boundary lies at or beyond the largest "
         "measured batch size; 'upper bound only': at or below the smallest; 'extrapolated': the plateau was not "
         "reached.",
     )

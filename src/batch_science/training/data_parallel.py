@@ -195,14 +195,14 @@ class DataParallelTrial:
             metrics = {"train_cross_entropy": train_loss, "val_cross_entropy": val_loss, "val_error": val_error}
             if observe(outcome, target, step, metrics, alive, stop_at_target):
                 return outcome
-            losses = []
-            for _ in range(min(eval_every, budget - step)):
+            losses, started, interval_end = [], step, min(step + eval_every, budget)
+            while step < interval_end and alive:
                 loss, still_alive = train_step(tf.constant(step, tf.int32))
                 alive = bool(still_alive.numpy())
-                losses.append(float(loss.numpy()[0]))
+                if alive:  # the step that diverged is not taken, nor counted in the training loss
+                    losses.append(float(loss.numpy()[0]))
                 step += 1
-                if not alive:
-                    break
-            train_loss = float(np.mean(losses))
             if progress:
-                progress.advanced(len(losses), step, budget, 1)
+                progress.advanced(step - started, step, budget, 1)
+            # As in the engine: a diverged trial is marked at the evaluation that closes its interval.
+            step, train_loss = interval_end, float(np.mean(losses)) if losses else math.nan

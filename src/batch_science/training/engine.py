@@ -121,6 +121,13 @@ def batch_norm_sample(n_train: int) -> np.ndarray:
     return np.arange(0, n_train, max(1, n_train // BATCH_NORM_EXAMPLES))[:BATCH_NORM_EXAMPLES]
 
 
+def exact_divisor(tf, count: int, dtype):
+    """`count` as a divisor the compiler cannot fold: XLA turns division by a constant into
+    multiplication by its reciprocal, an ulp below the exact quotient for some counts (5 wrong of 7
+    gave 0.7142857142857142 < 5/7), and an error equal to the goal then counted as met."""
+    return tf.Variable(float(count), dtype=dtype, trainable=False)
+
+
 def per_trial(tf, values, like):
     """Broadcast a [trials] vector against a [trials, ...] tensor."""
     return tf.reshape(values, [-1] + [1] * (len(like.shape) - 1))
@@ -171,6 +178,7 @@ class Engine:
         self.y_train = tf.constant(arrays.y_train, tf.int32)
         self.x_validation = tf.constant(arrays.x_validation, self.dtype)
         self.y_validation = tf.constant(arrays.y_validation, tf.int32)
+        self.validation_count = exact_divisor(tf, arrays.y_validation.size, self.dtype)  # examples x tokens
 
     # -- compiled pieces -------------------------------------------------------------------
     def loss(self, logits, labels, label_smoothing):
@@ -304,7 +312,8 @@ class Engine:
         metric = tf.cast(tf.where(hyper["metric_is_error"], val_error, val_ce), tf.float64)
         met = strictly_better(metric, tf.cast(hyper["goal"], tf.float64), hyper["goal_sign"])
         done = done | ~alive | ~tf.math.is_finite(val_ce) | (steps >= hyper["budget"]) | (stop & met)
-        metrics = tf.stack([loss_sum / tf.maximum(loss_count, 1.0), val_ce, val_error])
+        # No step taken in the interval (a trial diverged at its first): no training loss, NaN, not 0.
+        metrics = tf.stack([loss_sum / loss_count, val_ce, val_error])
         steps_and_alive = tf.stack([tf.where(recorded, steps, -1), tf.cast(alive, tf.int32)])
         return alive, loss_limit, done, metrics, steps_and_alive
 
@@ -344,7 +353,7 @@ class Engine:
             x = self.x_validation[start : start + chunk]
             y = self.y_validation[start : start + chunk]
             ce_sum, wrong = self.add_evaluation_graph(weights, x, y, ce_sum, wrong, statistics)
-        return ce_sum / (n * tokens), wrong / (n * tokens)
+        return ce_sum / self.validation_count, wrong / self.validation_count
 
     def add_evaluation_graph(self, weights, x, y, ce_sum, wrong, statistics=None):
         """Add one validation batch's summed cross-entropy and error count of every trial (per token

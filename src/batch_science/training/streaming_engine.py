@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from batch_science.data.streamed import StreamedData, prefetched
-from batch_science.training.engine import Engine, batch_norm_sample, host_batch_indices
+from batch_science.training.engine import Engine, batch_norm_sample, exact_divisor, host_batch_indices
 from batch_science.training.runner import MAX_INTERVALS_PER_CALL
 
 # Host memory of one chunk of training batches: enough steps to amortise a call, few enough
@@ -51,6 +51,7 @@ class StreamingEngine(Engine):
     def hold_data(self, stream: StreamedData) -> None:
         self.stream = stream
         self.input_shape = stream.input_shape
+        self.validation_count = exact_divisor(self.tf, stream.n_validation, self.dtype)
 
     def chunk_steps(self, n_slots: int) -> int:
         """Steps per chunk of batches: CHUNK_BYTES of float32 inputs, at least one step."""
@@ -130,8 +131,8 @@ class StreamingEngine(Engine):
         return self.mean_over_validation(ce_sum, wrong)
 
     def mean_over_validation_graph(self, ce_sum, wrong):
-        # Compiled as in Engine.evaluate_graph: XLA may divide by a constant as a multiplication, eager TF would not.
-        return ce_sum / self.stream.n_validation, wrong / self.stream.n_validation
+        # Compiled and divided as in Engine.evaluate_graph, so both give the same bits.
+        return ce_sum / self.validation_count, wrong / self.validation_count
 
     def _timed(self, items):
         """`prefetched(items)`, adding the time spent waiting for each item to stats["read_wait_s"]."""
