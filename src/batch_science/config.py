@@ -169,7 +169,7 @@ def read_config(path: str | Path, overrides: dict | None = None) -> dict:
 
 
 # Settings of how a run is carried out, not of what it computes: they leave the hash alone.
-RUNTIME_KEYS = ("checkpoint_minutes",)
+RUNTIME_KEYS = ("checkpoint_minutes", "config_dir")
 
 
 def config_hash(config: dict) -> str:
@@ -257,3 +257,8 @@ def stable_seed(*parts) -> int:
     """A 31-bit seed from any parts, the same on every machine and Python run."""
     digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def model_name(spec: dict) -> str:
+    """A model block's name in tables and figures: the registered name, or the Keras import path."""
+    return spec.get("name") or spec["keras"]

@@ -64,7 +64,12 @@ def _start_tensorflow(threads: int | None):
 def _workload(config: dict):
     """The default (first) workload of the config: its name, model, data and target."""
     name, workload = next(iter(config["workloads"].items()))
-    return name, workload, get_model(workload["model"]), load(workload["dataset"], config["data_dir"])
+    return (
+        name,
+        workload,
+        get_model(workload["model"], config.get("config_dir")),
+        load(workload["dataset"], config["data_dir"]),
+    )
 
 
 def accelerators() -> dict:

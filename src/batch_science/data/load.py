@@ -12,7 +12,7 @@ import numpy as np
 
 from batch_science.data import preprocess, streamed
 from batch_science.data.arrays import Arrays, class_positions, train_subset_size
-from batch_science.data.tfds_access import builder, num_classes, prepare, split_arrays
+from batch_science.data.tfds_access import builder, dataset_kind, num_classes, prepare, split_arrays
 
 __all__ = ["load", "prepare"]
 
@@ -47,3 +47,15 @@ def raw_arrays(dataset_builder, spec: dict) -> Arrays:
     keep = train_subset_size(spec, len(x_train))
     x_train, y_train = x_train[:keep], y_train[:keep]
     return Arrays(x_train, y_train.astype(np.int32), x_validation, y_validation.astype(np.int32), classes)
+
+
+def declared_input(spec: dict, data_dir: str) -> tuple[tuple[int, ...], int] | None:
+    """(input shape, classes) of a workload's examples as the dataset's features declare them, known
+    before it is prepared; None where preprocessing decides them (text, images resized to image_size)."""
+    dataset_builder = builder(spec["name"], data_dir)
+    kind = dataset_kind(dataset_builder)
+    shape = dataset_builder.info.features[dataset_builder.info.supervised_keys[0]].shape
+    if kind.text or (kind.images and spec.get("image_size")) or None in shape:
+        return None
+    classes = num_classes(dataset_builder)
+    return tuple(shape), min(classes, spec.get("classes") or classes)

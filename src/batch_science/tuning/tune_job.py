@@ -245,7 +245,11 @@ def run_tune_job(
         arrays = load(workload["dataset"], config["data_dir"])
         engine_class = StreamingEngine if isinstance(arrays, StreamedData) else Engine  # same results; reads from disk
         engine = engine_class(
-            get_model(workload["model"]), arrays, study.optimizer, study.batch_size, config["precision"]
+            get_model(workload["model"], config.get("config_dir")),
+            arrays,
+            study.optimizer,
+            study.batch_size,
+            config["precision"],
         )
         resume = {}
         like = engine.model.init(
