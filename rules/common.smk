@@ -10,10 +10,10 @@ from batch_science.config import ConfigError, Study, data_parallel_for, is_nqm, 
 from batch_science.trials import OPTIMIZERS
 from batch_science.tuning.study_config import check_study
 
-# Keras model modules are imported from the config file's folder: recorded in the config, so
-# every job, also one SLURM starts on another node, looks there.
+# Keras model modules are imported from the folder of the (first) config file: recorded in the
+# config, so every job, also one SLURM starts on another node, looks there.
 config.setdefault(
-    "config_dir", os.path.dirname(os.path.abspath(workflow.configfiles[-1])) if workflow.configfiles else os.getcwd()
+    "config_dir", os.path.dirname(os.path.abspath(workflow.configfiles[0])) if workflow.configfiles else os.getcwd()
 )
 try:
     # One line naming the bad key, before any job runs (Snakemake's own message is a page).
