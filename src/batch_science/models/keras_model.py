@@ -17,7 +17,7 @@ with the trial semantics of every model:
   trial in the graph). Either way each trial computes exactly what it would alone.
 - Non-trainable state is explicit: the weights a trial carries are the model's trainable variables
   followed by its non-trainable ones (batch-norm moving statistics, frozen layers); the latter
-  get no gradient (`tf.stop_gradient`), so the optimizer leaves them at their initial values, and
+  get a zero gradient (`tf.stop_gradient`), so the optimizer leaves them at their initial values, and
   the updates a training call makes to them are dropped. Batch norm trains on each batch's own
   statistics and evaluates with population statistics, as the paper models do (precise BN,
   models/paper.py): `batch_norm_statistics` runs the model in training mode on the engine's fixed
@@ -73,10 +73,11 @@ class KerasModel:
         import keras
 
         python_state, numpy_state = random.getstate(), np.random.get_state()
-        policy = keras.config.dtype_policy()
+        policy, floatx = keras.config.dtype_policy(), keras.config.floatx()
         try:
             keras.utils.set_random_seed(int(seed))
             keras.config.set_dtype_policy(dtype)
+            keras.config.set_floatx(dtype)  # keras.Input's dtype: the inputs are not cast to float32
             try:
                 model = self.factory(**self.keywords)
             except Exception as error:  # the user's code: any failure is reported as the factory's
@@ -87,6 +88,7 @@ class KerasModel:
                 model(np.zeros((1, *input_shape), dtype), training=False)
         finally:
             keras.config.set_dtype_policy(policy)
+            keras.config.set_floatx(floatx)
             random.setstate(python_state)
             np.random.set_state(numpy_state)
         return model
@@ -139,10 +141,15 @@ class KerasModel:
         if statistics is not None:
             weights = self._with_statistics(model, weights, statistics)
 
+        n_trainable = len(model.trainable_variables)
+
         def one_trial(trial_weights, x, seed, step):
             trainable, non_trainable = self._call_values(model, trial_weights, seed, step)
             logits, _ = model.stateless_call(trainable, non_trainable, x, training=not shared)
-            return tf.cast(logits, x.dtype)
+            # Zero times the non-trainable weights: their gradient is zero, not none (in training, batch
+            # norm reads no moving statistics), and every trainer updates every weight, here by nothing.
+            unused = [tf.reduce_sum(w) for w in trial_weights[n_trainable:]]
+            return tf.cast(logits, x.dtype) + (0 * tf.add_n(unused) if unused else 0)
 
         if shared:
             return self._per_trial(lambda w, s, t: one_trial(w, x, s, t), (list(weights), seeds, steps))
@@ -178,7 +185,7 @@ class KerasModel:
         for trial in range(n_trials):
             args = [[w[trial] for w in per_trial_args[0]], *(a[trial] for a in per_trial_args[1:])]
             outputs.append(function(*args))
-        return tf.stack(outputs)
+        return tf.nest.map_structure(lambda *per_trial: tf.stack(per_trial), *outputs)
 
     def _call_values(self, model, trial_weights, seed, step):
         """The (trainable, non-trainable) values of one trial's stateless_call: its weights, the
