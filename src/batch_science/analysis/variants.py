@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from batch_science.config import model_name
+from batch_science.config import dataset_name, model_name
 
 MODEL_KEYS = ("name", "keras")  # what names a model; the other keys of its block are its sizes
 
@@ -33,7 +33,7 @@ def model_variants(workloads: dict) -> dict[str, list[str]]:
 
     def key(w):
         size = w["dataset"].get("train_examples")
-        return w["dataset"]["name"] + (f" ({size} examples)" if size else "") + _goal(w)
+        return dataset_name(w["dataset"]) + (f" ({size} examples)" if size else "") + _goal(w)
 
     groups = _groups(workloads, key)
     return {k: v for k, v in groups.items() if len({_canonical(workloads[n]["model"]) for n in v}) > 1}
@@ -44,7 +44,7 @@ def dataset_size_variants(workloads: dict) -> dict[str, list[str]]:
 
     def key(w):
         model = ", ".join(f"{k}={v}" for k, v in sorted(w["model"].items()) if k not in MODEL_KEYS)
-        return f"{w['dataset']['name']}, {model_name(w['model'])}" + (f" ({model})" if model else "") + _goal(w)
+        return f"{dataset_name(w['dataset'])}, {model_name(w['model'])}" + (f" ({model})" if model else "") + _goal(w)
 
     groups = _groups(workloads, key)
     # Same model and data but every train_examples equal is not a dataset-size comparison.

@@ -177,7 +177,7 @@ def _measure_tf(
     from batch_science.data.streamed import StreamedData
     from batch_science.models.registry import get_model
 
-    arrays = load(spec["dataset"], data_dir)
+    arrays = load(spec["dataset"], data_dir, config_dir)
     if isinstance(arrays, StreamedData):
         raise ValueError(
             f"workload {workload}: its dataset is streamed, the noise-scale run needs it in memory; set its "

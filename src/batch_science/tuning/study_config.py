@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from batch_science.config import ConfigError, is_nqm, read_config, validate_config
+from batch_science.config import DATASET_SOURCES, ConfigError, is_nqm, read_config, validate_config
 from batch_science.data.load import declared_input
+from batch_science.data.tfds_access import dataset_builder
 from batch_science.models.registry import MODELS, get_model
 from batch_science.training.nqm import quadratic_from_config
 
@@ -18,6 +19,7 @@ from batch_science.training.nqm import quadratic_from_config
 def check_study(config: dict) -> dict:
     """A validated copy of `config` (defaults filled in); ConfigError naming the first bad key."""
     config = validate_config(config)
+    check_own_datasets(config)
     check_keras_models(config)
     for name, workload in config["workloads"].items():
         key = f"workloads.{name}"
@@ -36,6 +38,22 @@ def check_study(config: dict) -> dict:
     return config
 
 
+def check_own_datasets(config: dict) -> None:
+    """Every dataset block names its data once; a builder module or npz file is opened here: the
+    class exists and is a tfds builder, the file has the four arrays."""
+    for name, workload in config["workloads"].items():
+        spec, key = workload["dataset"], f"config key workloads.{name}.dataset"
+        given = [source for source in DATASET_SOURCES if source in spec]
+        if len(given) != 1:
+            raise ConfigError(f"{key}: give one of {', '.join(DATASET_SOURCES)} (got {', '.join(given) or 'none'})")
+        if given[0] == "name":
+            continue
+        try:
+            dataset_builder(spec, config["data_dir"], config.get("config_dir"))
+        except ValueError as error:
+            raise ConfigError(f"{key}.{given[0]}: {' '.join(str(error).split())}") from None
+
+
 def check_keras_models(config: dict) -> None:
     """Every model block names one model; a Keras one is built once here: its module and function
     exist, it returns a keras.Model, and that maps the dataset's inputs to one logit per class."""
@@ -49,7 +67,7 @@ def check_keras_models(config: dict) -> None:
             continue
         try:
             model = get_model(spec, config.get("config_dir"))
-            declared = declared_input(workload["dataset"], config["data_dir"])
+            declared = declared_input(workload["dataset"], config["data_dir"], config.get("config_dir"))
             if declared:
                 model.check_output(*declared)
         except ValueError as error:

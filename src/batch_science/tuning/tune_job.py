@@ -242,7 +242,7 @@ def run_tune_job(
         strategy = _data_parallel_strategy(config, study, label)  # before TensorFlow starts: it may split the CPU
         base["training_device"] = training_device()
         workload = config["workloads"][study.workload]
-        arrays = load(workload["dataset"], config["data_dir"])
+        arrays = load(workload["dataset"], config["data_dir"], config.get("config_dir"))
         engine_class = StreamingEngine if isinstance(arrays, StreamedData) else Engine  # same results; reads from disk
         engine = engine_class(
             get_model(workload["model"], config.get("config_dir")),
