@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from own_builder import points
 
 from batch_science.config import ConfigError, config_hash, dataset_name
 from batch_science.data.load import load, prepare
-from own_builder import points
 
 HERE = str(Path(__file__).parent)  # own_builder.py, found as a config's folder would be
 
