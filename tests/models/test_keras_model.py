@@ -44,10 +44,13 @@ def test_keras_mlp_from_the_native_weights_trains_to_the_native_float64_curves(a
     keras_mlp = KerasMlpFromNativeWeights("keras_factories:mlp", {"hidden": (32, 32)}, FACTORIES)
     trials = constant_rate_trials([0.01, 0.1, 0.5], budget=60, eval_every=20)
     native = Engine(Mlp((32, 32)), arrays, "nesterov", 16, precision="float64").run(trials, TARGET, group_size=2)
-    keras = Engine(keras_mlp, arrays, "nesterov", 16, precision="float64").run(trials, TARGET, group_size=2)
+    keras_engine = Engine(keras_mlp, arrays, "nesterov", 16, precision="float64")
+    keras = keras_engine.run(trials, TARGET, group_size=2)
+    keras_alone = keras_engine.run(trials, TARGET, group_size=1)  # a graph of one trial, too
     assert keras_mlp.vectorizes, "dense layers vectorise: trials share the graph along the trial axis"
     assert [o.status for o in keras] == [o.status for o in native]
     np.testing.assert_array_equal(np.array(curves(keras), float), np.array(curves(native), float))
+    np.testing.assert_allclose(np.array(curves(keras_alone), float), np.array(curves(native), float), rtol=1e-13)
 
 
 @pytest.mark.parametrize(

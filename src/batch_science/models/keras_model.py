@@ -178,9 +178,9 @@ class KerasModel:
         """function(*one trial's args) for every trial, stacked: vectorised, or a static loop."""
         import tensorflow as tf
 
-        if self.vectorizes:
-            return tf.vectorized_map(lambda args: function(*args), per_trial_args, fallback_to_while_loop=False)
         n_trials = per_trial_args[1].shape[0]
+        if self.vectorizes and n_trials > 1:  # (of one trial, pfor's gradients lose their static trial axis)
+            return tf.vectorized_map(lambda args: function(*args), per_trial_args, fallback_to_while_loop=False)
         outputs = []
         for trial in range(n_trials):
             args = [[w[trial] for w in per_trial_args[0]], *(a[trial] for a in per_trial_args[1:])]
