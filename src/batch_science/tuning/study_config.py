@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from batch_science.config import DATASET_SOURCES, ConfigError, is_nqm, read_config, validate_config
-from batch_science.data.load import declared_input
 from batch_science.data.tfds_access import dataset_builder
 from batch_science.models.registry import MODELS, get_model
 from batch_science.training.nqm import quadratic_from_config
@@ -57,6 +56,7 @@ def check_own_datasets(config: dict) -> None:
 def check_keras_models(config: dict) -> None:
     """Every model block names one model; a Keras one is built once here: its module and function
     exist, it returns a keras.Model, and that maps the dataset's inputs to one logit per class."""
+    from batch_science.data.load import declared_input  # pandas and more: only for Keras models
     for name, workload in config["workloads"].items():
         spec, key = workload.get("model", {}), f"config key workloads.{name}.model"
         if is_nqm(workload):
