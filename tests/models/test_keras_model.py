@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batch_science.models.keras_model import KerasModel
+from batch_science.models.keras_model import LOOP_MAX_TRIALS, KerasModel
 from batch_science.models.registry import get_model
 from batch_science.models.trial_axis import Mlp
 from batch_science.training.engine import Engine
@@ -45,6 +45,7 @@ def test_keras_mlp_from_the_native_weights_trains_to_the_native_float64_curves(a
     trials = constant_rate_trials([0.01, 0.1, 0.5], budget=60, eval_every=20)
     native = Engine(Mlp((32, 32)), arrays, "nesterov", 16, precision="float64").run(trials, TARGET, group_size=2)
     keras_engine = Engine(keras_mlp, arrays, "nesterov", 16, precision="float64")
+    assert keras_engine.max_trials_per_graph is None, "dense layers vectorise: no limit of their own"
     keras = keras_engine.run(trials, TARGET, group_size=2)
     keras_alone = keras_engine.run(trials, TARGET, group_size=1)  # a graph of one trial, too
     assert keras_mlp.vectorizes, "dense layers vectorise: trials share the graph along the trial axis"
@@ -167,6 +168,7 @@ def test_a_keras_model_with_batch_norm_and_dropout_trains_the_same_trials_alone_
     model = get_model({"keras": "keras_factories:batch_norm_dropout"}, FACTORIES)
     trials = constant_rate_trials([0.01, 0.1, 0.3], budget=40, eval_every=20)
     engine = Engine(model, arrays, "momentum", 16, precision="float64")
+    assert engine.max_trials_per_graph == LOOP_MAX_TRIALS, "dropout does not vectorise: a loop of a few trials"
     alone = engine.run(trials, TARGET, group_size=1)
     together = engine.run(trials[::-1], TARGET, group_size=3)[::-1]
     assert model.vectorizes is False and engine.stats["graph_sizes"] == [1, 3]

@@ -13,8 +13,9 @@ with the trial semantics of every model:
 - Training: `apply` runs the model through `Model.stateless_call` on weights passed in as
   tensors; the model's own variables are only a template of shapes. Trials share a graph along
   a leading trial axis with `tf.vectorized_map` when every layer's ops can be vectorised
-  (probed once, in `init`), else with a loop over the static trial axis (one model call per
-  trial in the graph). Either way each trial computes exactly what it would alone.
+  (probed once, in `build_for`), else with a loop over the static trial axis (one model call per
+  trial in the graph, at most LOOP_MAX_TRIALS). Either way each trial computes exactly what it
+  would alone.
 - Non-trainable state is explicit: the weights a trial carries are the model's trainable variables
   followed by its non-trainable ones (batch-norm moving statistics, frozen layers); the latter
   get a zero gradient (`tf.stop_gradient`), so the optimizer leaves them at their initial values, and
@@ -117,12 +118,17 @@ class KerasModel:
             )
 
     # -- the trial_axis.py interface -----------------------------------------------------------
+    def build_for(self, input_shape, num_classes: int) -> None:
+        """Check the model on these inputs and learn whether its layers vectorise over trials
+        (which sets max_trials_per_graph); the engine calls it before it sizes its graphs."""
+        if self.vectorizes is None:
+            self.check_output(input_shape, num_classes)
+            self.vectorizes = self._probe_vectorization(tuple(input_shape))
+
     def init(self, seed: int, input_shape, num_classes: int) -> list[np.ndarray]:
         key = (int(seed), tuple(input_shape), int(num_classes))
         if key not in self.initial:
-            if self.vectorizes is None:
-                self.check_output(input_shape, num_classes)
-                self.vectorizes = self._probe_vectorization(tuple(input_shape))
+            self.build_for(input_shape, num_classes)
             model = self.built_model(seed, "float32", input_shape)
             self.initial = {key: [np.asarray(v.numpy(), np.float64) for v in _carried(model)]}
         return [w.copy() for w in self.initial[key]]

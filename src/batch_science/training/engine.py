@@ -142,6 +142,8 @@ class Engine:
         self.augment = arrays.augment
         self.intervals = self.compiled(self.intervals_graph)
         self.evaluate = self.compiled(self.evaluate_graph)
+        if hasattr(model, "build_for"):  # a Keras model learns on these inputs whether its layers vectorise
+            model.build_for(self.input_shape, self.num_classes)
         self.max_trials_per_graph = getattr(model, "max_trials_per_graph", None)
         # Filled by run(): where the wall time went, for the benchmark and the job log.
         self.stats = {

@@ -57,6 +57,7 @@ def check_keras_models(config: dict) -> None:
     """Every model block names one model; a Keras one is built once here: its module and function
     exist, it returns a keras.Model, and that maps the dataset's inputs to one logit per class."""
     from batch_science.data.load import declared_input  # pandas and more: only for Keras models
+
     for name, workload in config["workloads"].items():
         spec, key = workload.get("model", {}), f"config key workloads.{name}.model"
         if is_nqm(workload):
