@@ -6,10 +6,24 @@ import sys
 from batch_science import tables
 from batch_science.analysis import outputs as analysis_outputs
 from batch_science.analysis.variants import variant_groups
-from batch_science.config import ConfigError, Study, data_parallel_for, is_nqm, shard_count, studies, workload_setting
+from batch_science.config import (
+    ConfigError,
+    Study,
+    data_parallel_for,
+    dataset_name,
+    is_nqm,
+    shard_count,
+    studies,
+    workload_setting,
+)
 from batch_science.trials import OPTIMIZERS
 from batch_science.tuning.study_config import check_study
 
+# Keras model modules are imported from the folder of the (first) config file: recorded in the
+# config, so every job, also one SLURM starts on another node, looks there.
+config.setdefault(
+    "config_dir", os.path.dirname(os.path.abspath(workflow.configfiles[0])) if workflow.configfiles else os.getcwd()
+)
 try:
     # One line naming the bad key, before any job runs (Snakemake's own message is a page).
     config.update(check_study(config))
@@ -46,7 +60,7 @@ def prepared_dataset(wildcards):
     workload = config["workloads"][wildcards.workload]
     if is_nqm(workload):  # the noisy quadratic model has no data to prepare
         return []
-    return f"{config['data_dir']}/{workload['dataset']['name']}.prepared"
+    return f"{config['data_dir']}/{dataset_name(workload['dataset'])}.prepared"
 
 
 def folder_of_output(wildcards, output):

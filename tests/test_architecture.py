@@ -12,7 +12,7 @@ PACKAGE = REPO / "src" / "batch_science"
 # Bottom to top. A module may import modules of lower layers and of its own package (e.g. within
 # training/); packages that share a layer do not import each other.
 LAYERS = [
-    ["io", "joblog", "trials"],
+    ["io", "imports", "joblog", "trials"],
     ["config"],
     ["tables"],
     ["data", "models"],

@@ -9,6 +9,7 @@ import copy
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def load_schema() -> dict:
 
 def is_nqm(workload: dict) -> bool:
     """Whether a workload's config block is the noisy quadratic model (computed exactly, no devices)."""
-    return workload["dataset"]["name"] == NQM_DATASET
+    return workload["dataset"].get("name") == NQM_DATASET
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
@@ -97,7 +98,9 @@ def _derive_nqm_workloads(config: dict) -> None:
         key = f"workloads.{name}"
         if not is_nqm(workload):
             if "nqm" in workload:
-                raise ConfigError(f"config key {key}.nqm: only for dataset nqm, not '{workload['dataset']['name']}'")
+                raise ConfigError(
+                    f"config key {key}.nqm: only for dataset nqm, not '{dataset_name(workload['dataset'])}'"
+                )
             continue
         spec = workload["nqm"]
         # The analysis compares the cross-entropy columns; the NQM writes its expected loss there.
@@ -169,7 +172,7 @@ def read_config(path: str | Path, overrides: dict | None = None) -> dict:
 
 
 # Settings of how a run is carried out, not of what it computes: they leave the hash alone.
-RUNTIME_KEYS = ("checkpoint_minutes",)
+RUNTIME_KEYS = ("checkpoint_minutes", "config_dir")
 
 
 def config_hash(config: dict) -> str:
@@ -257,3 +260,28 @@ def stable_seed(*parts) -> int:
     """A 31-bit seed from any parts, the same on every machine and Python run."""
     digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def model_name(spec: dict) -> str:
+    """A model block's name in tables and figures: the registered name, or the Keras import path."""
+    return spec.get("name") or spec["keras"]
+
+
+DATASET_SOURCES = ("name", "builder", "npz")  # a dataset block names its data by exactly one of these
+
+
+def dataset_name(spec: dict) -> str:
+    """A dataset block's name in tables, logs and its prepared-data flag file: the tfds name, the
+    builder's import path (":" as "."), or "npz." and the file's path as written."""
+    if "builder" in spec:
+        return spec["builder"].replace(":", ".")
+    if "npz" in spec:
+        return "npz." + re.sub(r"[^A-Za-z0-9_.-]", "_", spec["npz"])
+    return spec["name"]
+
+
+def dataset_block(config: dict, name: str) -> dict:
+    """The dataset block `dataset_name` calls `name` (what the prepare_data job prepares); a bare
+    tfds name where no workload's block has it."""
+    blocks = [w["dataset"] for w in config["workloads"].values() if not is_nqm(w)]
+    return next((block for block in blocks if dataset_name(block) == name), {"name": name})

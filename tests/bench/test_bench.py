@@ -65,3 +65,19 @@ def test_processes_side_by_side_merge_into_one_run():
     )
     assert run["final_steps"] == [1, 2, 3] and run["status"] == ["reached", "infeasible"]
     assert run["slot_utilisation"] == 1.0 and run["eval_every"] == 50
+
+
+def test_the_keras_model_goal_is_met_at_ten_times_the_keras_loop_and_not_below():
+    from batch_science.bench.__main__ import keras_model_goal_lines
+
+    def line(ratio):
+        table = pd.DataFrame(
+            [(16, "engine_keras_model", ratio, 0.5), (16, "engine", 2 * ratio, 1.0)],
+            columns=["batch_size", "strategy", "ratio_vs_keras_fit", "ratio_vs_engine"],
+        )
+        return keras_model_goal_lines(table)
+
+    assert line(10.0) == [
+        "b16 Keras model in the engine: 10.0x the Keras loop, goal 10x: met (0.50x the native engine)"
+    ]
+    assert line(9.99)[0].endswith("goal 10x: NOT met (0.50x the native engine)")

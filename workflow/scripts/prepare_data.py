@@ -1,5 +1,8 @@
+from batch_science.config import dataset_block
 from batch_science.data.load import prepare
 from batch_science.joblog import log_to
 
 log_to(snakemake.log[0])
-prepare(snakemake.wildcards.dataset, snakemake.params.data_dir, snakemake.params.manual_dir)
+config = snakemake.config
+dataset = dataset_block(config, snakemake.wildcards.dataset)  # a tfds name, builder module or npz file
+prepare(dataset, snakemake.params.data_dir, snakemake.params.manual_dir, config.get("config_dir"))

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import json
 
+from batch_science.config import dataset_name, model_name
+
+MODEL_KEYS = ("name", "keras")  # what names a model; the other keys of its block are its sizes
+
 
 def _canonical(value) -> str:
     return json.dumps(value, sort_keys=True, default=str)
@@ -29,7 +33,7 @@ def model_variants(workloads: dict) -> dict[str, list[str]]:
 
     def key(w):
         size = w["dataset"].get("train_examples")
-        return w["dataset"]["name"] + (f" ({size} examples)" if size else "") + _goal(w)
+        return dataset_name(w["dataset"]) + (f" ({size} examples)" if size else "") + _goal(w)
 
     groups = _groups(workloads, key)
     return {k: v for k, v in groups.items() if len({_canonical(workloads[n]["model"]) for n in v}) > 1}
@@ -39,8 +43,8 @@ def dataset_size_variants(workloads: dict) -> dict[str, list[str]]:
     """Workloads that differ only in the number of training examples, by the model they share."""
 
     def key(w):
-        model = ", ".join(f"{k}={v}" for k, v in sorted(w["model"].items()) if k != "name")
-        return f"{w['dataset']['name']}, {w['model']['name']}" + (f" ({model})" if model else "") + _goal(w)
+        model = ", ".join(f"{k}={v}" for k, v in sorted(w["model"].items()) if k not in MODEL_KEYS)
+        return f"{dataset_name(w['dataset'])}, {model_name(w['model'])}" + (f" ({model})" if model else "") + _goal(w)
 
     groups = _groups(workloads, key)
     # Same model and data but every train_examples equal is not a dataset-size comparison.
@@ -67,5 +71,5 @@ def training_examples(workload: dict) -> str:
 
 
 def model_description(workload: dict) -> str:
-    extras = ", ".join(f"{k}={v}" for k, v in sorted(workload["model"].items()) if k != "name")
-    return workload["model"]["name"] + (f" ({extras})" if extras else "")
+    extras = ", ".join(f"{k}={v}" for k, v in sorted(workload["model"].items()) if k not in MODEL_KEYS)
+    return model_name(workload["model"]) + (f" ({extras})" if extras else "")

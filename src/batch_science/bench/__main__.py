@@ -22,6 +22,7 @@ from batch_science.bench.measurements import (
     in_processes,
     merged,
     snakemake_job_overhead,
+    with_keras_mlp,
 )
 from batch_science.config import steps_for
 from batch_science.models.registry import get_model
@@ -33,7 +34,7 @@ def _flops_per_trial_step(config: dict, batch_size: int, eval_every: int) -> flo
     workload = next(iter(config["workloads"].values()))
     forward = (
         get_model(workload["model"]).flops_per_example((40,), 10)
-        if workload["dataset"]["name"] == "mnist1d"
+        if workload["dataset"].get("name") == "mnist1d"
         else math.nan
     )
     return 3 * forward * batch_size + forward * 2000 / eval_every  # training + evaluation of MNIST-1D's 2000
@@ -103,6 +104,9 @@ def main(argv=None) -> None:
         keras = in_processes("keras_fit", [(config, batch_size, None)])[0]
         add(batch_size, "keras_fit", keras)
         add(batch_size, "engine", in_processes("engine_steady", [(config, batch_size, None)])[0])
+        # The same network as a Keras model by import path, through the same engine (models/keras_model.py).
+        keras_model = in_processes("engine_steady", [(with_keras_mlp(config), batch_size, None)])[0]
+        add(batch_size, "engine_keras_model", keras_model)
         if jobs_per_core:
             # One single-threaded job per core, as Snakemake runs tune jobs with --cores N.
             per_core = in_processes("engine_steady", [(config, batch_size, 1)] * cores, synchronised=True)
@@ -194,6 +198,8 @@ def main(argv=None) -> None:
     table = pd.DataFrame(rows)
     keras_by_batch = table[table.strategy == "keras_fit"].set_index("batch_size")["trial_steps_per_s"]
     table.insert(5, "ratio_vs_keras_fit", table.trial_steps_per_s / table.batch_size.map(keras_by_batch))
+    native_by_batch = table[table.strategy == "engine"].set_index("batch_size")["trial_steps_per_s"]
+    table.insert(6, "ratio_vs_engine", table.trial_steps_per_s / table.batch_size.map(native_by_batch))
     table["matmul_peak_gflops"] = peak
     table["device"] = device
     table.to_csv(out / "engine.csv", index=False)
@@ -249,7 +255,7 @@ def main(argv=None) -> None:
             print("\ndag.csv")
             print(dag.to_string(index=False))
     print("\ngoals (issue 3), best engine strategy per row:")
-    for line in goal_lines(table):
+    for line in goal_lines(table) + keras_model_goal_lines(table):
         print("  " + line)
     print(f"\nwritten to {out}/")
 
@@ -288,6 +294,25 @@ def goal_lines(table) -> list[str]:
             f"sweep b{SWEEP_GOAL[0]}: {ratio:.1f}x the Keras loop, start-up included ({best.strategy}), goal "
             f"{SWEEP_GOAL[1]}x: {'met' if ratio >= SWEEP_GOAL[1] else 'NOT met'}"
         )
+    return lines
+
+
+# The Keras-model path's goal against the Keras loop (issue 15): batch size -> ratio.
+KERAS_MODEL_GOALS = {16: 10}
+
+
+def keras_model_goal_lines(table) -> list[str]:
+    """The Keras-model path's goals: its ratio to model.fit, and its speed beside the native engine."""
+    lines = []
+    for batch_size, goal in KERAS_MODEL_GOALS.items():
+        rows = table[(table.strategy == "engine_keras_model") & (table.batch_size == batch_size)]
+        if len(rows):
+            row = rows.iloc[0]
+            lines.append(
+                f"b{batch_size} Keras model in the engine: {row.ratio_vs_keras_fit:.1f}x the Keras loop, goal {goal}x: "
+                f"{'met' if row.ratio_vs_keras_fit >= goal else 'NOT met'} "
+                f"({row.ratio_vs_engine:.2f}x the native engine)"
+            )
     return lines
 
 

@@ -64,7 +64,28 @@ def _start_tensorflow(threads: int | None):
 def _workload(config: dict):
     """The default (first) workload of the config: its name, model, data and target."""
     name, workload = next(iter(config["workloads"].items()))
-    return name, workload, get_model(workload["model"]), load(workload["dataset"], config["data_dir"])
+    return (
+        name,
+        workload,
+        get_model(workload["model"], config.get("config_dir")),
+        load(workload["dataset"], config["data_dir"], config.get("config_dir")),
+    )
+
+
+def keras_mlp(hidden, inputs: int = 40, classes: int = 10):
+    """The default workload's MLP as a Keras model, for the engine's Keras-model path (`with_keras_mlp`)."""
+    import keras
+
+    layers = [keras.layers.Dense(width, activation="relu", kernel_initializer="he_normal") for width in hidden]
+    return keras.Sequential([keras.Input((inputs,)), *layers, keras.layers.Dense(classes)])
+
+
+def with_keras_mlp(config: dict) -> dict:
+    """The config with its first workload's MLP given as a Keras model by import path: the engine's
+    Keras-model path (models/keras_model.py) on the network the native rows train."""
+    name, workload = next(iter(config["workloads"].items()))
+    model = {"keras": f"{__name__}:keras_mlp", "hidden": list(workload["model"]["hidden"])}
+    return {**config, "workloads": {**config["workloads"], name: {**workload, "model": model}}}
 
 
 def accelerators() -> dict:

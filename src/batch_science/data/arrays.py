@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from batch_science.config import dataset_name
+
 
 @dataclass
 class Arrays:
@@ -34,7 +36,7 @@ def train_subset_size(spec: dict, n_available: int) -> int:
         if spec["train_examples"] > n_available:
             split = spec.get("train_split", "train")
             raise ValueError(
-                f"dataset '{spec['name']}': train_examples {spec['train_examples']} exceeds the {n_available} in "
+                f"dataset '{dataset_name(spec)}': train_examples {spec['train_examples']} exceeds the {n_available} in "
                 f"split '{split}'"
             )
         return int(spec["train_examples"])

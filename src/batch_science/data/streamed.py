@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from batch_science.config import dataset_name
 from batch_science.data import preprocess
 from batch_science.data.arrays import class_positions, train_subset_size
 from batch_science.data.tfds_access import dataset_kind, decode_fn, is_array_record
@@ -61,7 +62,7 @@ def dataset_gigabytes(spec: dict, builder) -> float:
 def should_stream(spec: dict, builder) -> bool:
     """Stream when `dataset.streaming` says true, or, for auto, when the data exceed `dataset.in_memory_limit_gb`."""
     mode = spec.get("streaming", "auto")
-    name = spec["name"]
+    name = dataset_name(spec)
     if mode is True or mode is False:
         log.info(
             "dataset '%s': %s (dataset.streaming: %s)",
@@ -107,7 +108,7 @@ class StreamedData:
 
     @classmethod
     def load(cls, spec: dict, builder, data_dir: str) -> StreamedData:
-        name = spec["name"]
+        name = dataset_name(spec)
         if not is_array_record(builder):
             raise ValueError(
                 f"dataset '{name}': prepared as {builder.info.file_format.value} in {builder.data_dir}; streaming "

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from batch_science.imports import import_object
+
 # tfds would otherwise look up community datasets on the network when resolving names.
 os.environ.setdefault("TFDS_DISABLE_COMMUNITY_DATASETS", "1")
 
@@ -32,12 +34,35 @@ def builder(name: str, data_dir: str):
         raise ValueError(f"dataset '{name}': not a tensorflow-datasets builder") from None
 
 
-def prepare(name: str, data_dir: str, manual_dir: str | None = None) -> None:
-    """Generate or download-and-prepare a dataset once, before tune jobs read it (array_record: random access)."""
+def dataset_builder(spec: dict, data_dir: str, config_dir: str | None = None):
+    """The tfds builder of a workload's dataset block: a tfds name, a builder class by import path
+    (`builder: "package.module:Class"`, imported from config_dir or PYTHONPATH), or an .npz file
+    (`npz: path`, relative to config_dir). ValueError naming the problem."""
     import tensorflow_datasets as tfds
 
+    if "builder" in spec:
+        cls = import_object(spec["builder"], config_dir)
+        if not (isinstance(cls, type) and issubclass(cls, tfds.core.DatasetBuilder)):
+            raise ValueError(f"'{spec['builder']}': not a tensorflow-datasets builder class")
+        return cls(data_dir=data_dir)
+    if "npz" in spec:
+        from batch_science.data.builders.npz_arrays import NpzArrays, npz_config
+
+        path = Path(config_dir or ".", spec["npz"])
+        if not path.is_file():
+            raise ValueError(f"'{spec['npz']}': no such file ({path})")
+        return NpzArrays(data_dir=data_dir, config=npz_config(str(path)))
+    return builder(spec["name"], data_dir)
+
+
+def prepare(dataset: str | dict, data_dir: str, manual_dir: str | None = None, config_dir: str | None = None) -> None:
+    """Generate or download-and-prepare a dataset (a tfds name or a workload's dataset block) once,
+    before tune jobs read it (array_record: random access)."""
+    import tensorflow_datasets as tfds
+
+    spec = {"name": dataset} if isinstance(dataset, str) else dataset
     config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
-    builder(name, data_dir).download_and_prepare(download_config=config, file_format="array_record")
+    dataset_builder(spec, data_dir, config_dir).download_and_prepare(download_config=config, file_format="array_record")
 
 
 def is_array_record(dataset_builder) -> bool:

@@ -149,6 +149,8 @@ class Engine:
         self.augment = arrays.augment
         self.intervals = self.compiled(self.intervals_graph)
         self.evaluate = self.compiled(self.evaluate_graph)
+        if hasattr(model, "build_for"):  # a Keras model learns on these inputs whether its layers vectorise
+            model.build_for(self.input_shape, self.num_classes)
         self.max_trials_per_graph = getattr(model, "max_trials_per_graph", None)
         # Filled by run(): where the wall time went, for the benchmark and the job log.
         self.stats = {
@@ -264,9 +266,11 @@ class Engine:
                 x, y = tf.cast(batches[0][i], self.dtype), batches[1][i]
             if self.augment is not None:  # training batches only; stateless, keyed by trial seed and step
                 x = self.augment(x, hyper["seed"], step)
+            # A model with training-time randomness (a Keras model's dropout) keys it by trial seed and step.
+            keys = {"seeds": hyper["seed"], "steps": step} if getattr(self.model, "keyed_randomness", False) else {}
             with tf.GradientTape() as tape:
                 tape.watch(weights)
-                loss = self.loss(self.model.apply(weights, x, shared=False), y, hyper["label_smoothing"])
+                loss = self.loss(self.model.apply(weights, x, shared=False, **keys), y, hyper["label_smoothing"])
                 total = tf.reduce_sum(tf.where(active, loss, tf.zeros_like(loss)))
             grads = tape.gradient(total, weights)
             alive = alive & tf.where(active, tf.math.is_finite(loss) & (loss < loss_limit), True)

@@ -137,7 +137,7 @@ def measure(config: dict, workload: str, threads: int = 1) -> pd.DataFrame:
     settings = settings_for(config, workload)
     if is_nqm(spec):
         return measure_nqm(workload, spec["nqm"], settings)
-    return _measure_tf(workload, spec, settings, config["data_dir"], config["seed"], threads)
+    return _measure_tf(workload, spec, settings, config["data_dir"], config["seed"], threads, config.get("config_dir"))
 
 
 def make_train_step(model, chunks: int, optimizer: str, rate: float, momentum: float):
@@ -167,7 +167,9 @@ def make_train_step(model, chunks: int, optimizer: str, rate: float, momentum: f
     return train_step
 
 
-def _measure_tf(workload: str, spec: dict, settings: dict, data_dir: str, seed: int, threads: int) -> pd.DataFrame:
+def _measure_tf(
+    workload: str, spec: dict, settings: dict, data_dir: str, seed: int, threads: int, config_dir: str | None = None
+) -> pd.DataFrame:
     configure_tensorflow(threads)
     import tensorflow as tf
 
@@ -175,13 +177,13 @@ def _measure_tf(workload: str, spec: dict, settings: dict, data_dir: str, seed: 
     from batch_science.data.streamed import StreamedData
     from batch_science.models.registry import get_model
 
-    arrays = load(spec["dataset"], data_dir)
+    arrays = load(spec["dataset"], data_dir, config_dir)
     if isinstance(arrays, StreamedData):
         raise ValueError(
             f"workload {workload}: its dataset is streamed, the noise-scale run needs it in memory; set its "
             f"noise_scale: {{enabled: false}}"
         )
-    model = get_model(spec["model"])
+    model = get_model(spec["model"], config_dir)
     small, big = settings["small_batch"], settings["big_batch"]
     chunks = big // small
     optimizer, rate, momentum = settings["optimizer"], settings["learning_rate"], settings["momentum"]

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from scipy.stats import qmc
 
-from batch_science.config import Study, config_hash, search_space, stable_seed, steps_for
+from batch_science.config import Study, config_hash, dataset_name, model_name, search_space, stable_seed, steps_for
 
 SEARCHED_ORDER = ("learning_rate", "momentum", "decay_fraction", "end_factor", "label_smoothing")
 
@@ -109,8 +109,8 @@ def study_record(config: dict, study: Study) -> dict:
     return {
         "study": config["study"],
         "workload": study.workload,
-        "dataset": workload["dataset"]["name"],
-        "model": workload["model"]["name"],
+        "dataset": dataset_name(workload["dataset"]),
+        "model": model_name(workload["model"]),
         "optimizer": study.optimizer,
         "batch_size": study.batch_size,
         "target_metric": workload["target"]["metric"],

@@ -242,10 +242,14 @@ def run_tune_job(
         strategy = _data_parallel_strategy(config, study, label)  # before TensorFlow starts: it may split the CPU
         base["training_device"] = training_device()
         workload = config["workloads"][study.workload]
-        arrays = load(workload["dataset"], config["data_dir"])
+        arrays = load(workload["dataset"], config["data_dir"], config.get("config_dir"))
         engine_class = StreamingEngine if isinstance(arrays, StreamedData) else Engine  # same results; reads from disk
         engine = engine_class(
-            get_model(workload["model"]), arrays, study.optimizer, study.batch_size, config["precision"]
+            get_model(workload["model"], config.get("config_dir")),
+            arrays,
+            study.optimizer,
+            study.batch_size,
+            config["precision"],
         )
         resume = {}
         like = engine.model.init(

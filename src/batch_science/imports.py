@@ -1,0 +1,33 @@
+"""Objects a config names by import path, "package.module:attribute" (a Keras model factory, a
+tensorflow-datasets builder class): imported from the config file's folder first, then from
+PYTHONPATH and the installed packages.
+
+The folder is the config's `config_dir` (recorded by the pipeline, rules/common.smk, so that every
+job, also one started on another node by SLURM, looks in the same place).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+
+def import_object(path: str, search_dir: str | None = None):
+    """The attribute `path` ("package.module:attribute") names; ValueError saying what is missing."""
+    module_name, _, attribute = path.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"'{path}': not an import path 'package.module:attribute'")
+    added = bool(search_dir) and search_dir not in sys.path
+    if added:
+        sys.path.insert(0, search_dir)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        where = f"{search_dir} or PYTHONPATH" if search_dir else "PYTHONPATH"
+        raise ValueError(f"'{path}': module '{module_name}' not found in {where} ({error})") from None
+    finally:
+        if added:
+            sys.path.remove(search_dir)
+    if not hasattr(module, attribute):
+        raise ValueError(f"'{path}': module '{module_name}' ({module.__file__}) has no '{attribute}'")
+    return getattr(module, attribute)
