@@ -122,8 +122,15 @@ def _keras_transformer(keras, layers, inputs, model, workload):
     """Pre-layer-norm causal blocks of attention and a ReLU feed-forward layer (models/paper.py TransformerLm)."""
     n_layers, d, heads, d_ff = model.dims
     length = workload.input_shape[0]
-    positions = layers.Embedding(length, d)(keras.ops.arange(length)[None])
-    h = layers.Embedding(workload.num_classes, d)(inputs) + positions
+
+    class AddLearnedPositions(layers.Layer):
+        def build(self, input_shape):
+            self.positions = self.add_weight(shape=(length, d), initializer="random_normal")
+
+        def call(self, x):
+            return x + self.positions
+
+    h = AddLearnedPositions()(layers.Embedding(workload.num_classes, d)(inputs))
     for _ in range(n_layers):
         a = layers.LayerNormalization(epsilon=1e-6)(h)
         h = h + layers.MultiHeadAttention(heads, d // heads)(a, a, use_causal_mask=True)
