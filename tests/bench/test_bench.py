@@ -81,3 +81,41 @@ def test_the_keras_model_goal_is_met_at_ten_times_the_keras_loop_and_not_below()
         "b16 Keras model in the engine: 10.0x the Keras loop, goal 10x: met (0.50x the native engine)"
     ]
     assert line(9.99)[0].endswith("goal 10x: NOT met (0.50x the native engine)")
+
+
+def test_paper_goal_lines_judge_each_model_and_batch_and_the_compilation_rule():
+    from batch_science.bench.__main__ import paper_goal_lines
+
+    columns = ["model", "batch_size", "strategy", "compilation", "trials_per_graph", "trial_steps_per_s"]
+    rows = [
+        ("cnn", 16, "keras_fit", "graph", 1, 10.0),
+        ("cnn", 16, "engine", "graph", 1, 10.0),
+        ("cnn", 16, "engine_xla", "xla", 1, 0.5),
+        ("lm", 256, "keras_fit", "graph", 1, 10.0),
+        ("lm", 256, "engine", "xla", 4, 29.9),
+    ]
+    table = pd.DataFrame(rows, columns=columns)
+    table["ratio_vs_keras_fit"] = table.trial_steps_per_s / 10.0
+    table["first_call_s"] = [None, 20.0, 50.0, None, 19.9]
+    assert paper_goal_lines(table) == [
+        "cnn b16: engine (graph, 1 per graph) 1.00x the Keras loop, goal 1x: met; first call 20.0s, goal 20s: NOT met",
+        "cnn b16: the rule's graph ran 20.0x the speed of xla (first call 50.0s): rule backed",
+        "lm b256: engine (xla, 4 per graph) 2.99x the Keras loop, goal 3x: NOT met; first call 19.9s, goal 20s: met",
+    ]
+
+
+def test_keras_twins_of_the_paper_models_train_as_many_weights():
+    """The baseline trains the same network: the same trainable parameters as the engine's model
+    (the Transformer's twin also learns its positions and an untied read-out)."""
+    from batch_science.bench.paper_workloads import PAPER_WORKLOADS, keras_network
+    from batch_science.models.registry import get_model
+
+    for workload in PAPER_WORKLOADS.values():
+        model = get_model(workload.model)
+        keras_model = keras_network(workload, model)
+        trainable = sum(int(w.numpy().size) for w in keras_model.trainable_weights)
+        expected = model.parameter_count(workload.input_shape, workload.num_classes)
+        if workload.model["name"] == "transformer_lm":
+            d_model = model.dims[1]
+            expected += workload.input_shape[0] * d_model + d_model * workload.num_classes + workload.num_classes
+        assert trainable == expected, workload.name

@@ -200,3 +200,54 @@ def test_precise_batch_norm_statistics_are_those_of_the_training_sample():
         model.apply(weights, x, shared=True).numpy(),
         rtol=1e-10,
     )
+
+
+def test_compilation_rule_plain_graph_for_convolutions_on_a_cpu_else_xla():
+    """XLA unless the training forward pass convolves and the device is a CPU; read from each real model's ops."""
+    from batch_science.data.arrays import Arrays
+    from batch_science.training.engine import compiles_with_xla
+
+    assert compiles_with_xla({"MatMul", "Relu"}, on_gpu=False)
+    assert not compiles_with_xla({"MatMul", "Conv2D"}, on_gpu=False)
+    assert compiles_with_xla({"MatMul", "Conv2D"}, on_gpu=True)
+    rng = np.random.default_rng(0)
+
+    def engine(spec, shape, **options):
+        x = rng.integers(0, 8, size=(12, *shape)).astype(np.float64)
+        y = rng.integers(0, 8, size=(12, *shape) if len(shape) == 1 and "lm" in spec["name"] else 12)
+        return Engine(get_model(spec), Arrays(x[:8], y[:8], x[8:], y[8:], 8), "momentum", 4, **options)
+
+    expected = {
+        ("mlp", (6,)): True,
+        ("cnn1d", (16,)): True,  # trains on matmuls of patches; convolves only to evaluate
+        ("simple_cnn", (8, 8, 1)): False,
+        ("resnet_8", (8, 8, 3)): False,
+        ("lstm_lm", (6,)): True,
+        ("transformer_lm", (6,)): True,
+    }
+    small = {"simple_cnn": {"filters": [2, 2], "dense": 4}, "resnet_8": {"widths": [2, 2, 2]}}
+    small |= {"lstm_lm": {"layers": 1, "hidden": 4, "embedding": 4}}
+    small |= {"transformer_lm": {"layers": 1, "d_model": 4, "heads": 1, "d_ff": 4}}
+    for (name, shape), with_xla in expected.items():
+        assert engine({"name": name, **small.get(name, {})}, shape).jit_compile is with_xla, name
+    assert engine({"name": "simple_cnn", **small["simple_cnn"]}, (8, 8, 1), jit_compile=True).jit_compile is True
+
+
+def test_plain_graph_and_xla_train_a_convolutional_model_alike_in_float64():
+    """The compilation chosen for a model changes no result: Simple CNN curves agree in float64."""
+    from batch_science.data.arrays import Arrays
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(48, 8, 8, 1)), rng.integers(0, 4, size=48)
+    arrays = Arrays(x[:32], y[:32], x[32:], y[32:], 4)
+    model = get_model({"name": "simple_cnn", "filters": [2, 4], "dense": 8})
+    trials = make_trials([0.05, 0.2], budget=6, eval_every=3)
+    runs = [
+        curves(
+            Engine(model, arrays, "momentum", 8, precision="float64", jit_compile=jit).run(
+                trials, Target("error", 0.0), group_size=2
+            )
+        )
+        for jit in (False, True)
+    ]
+    np.testing.assert_allclose(np.array(runs[0]), np.array(runs[1]), rtol=1e-9)

@@ -24,6 +24,7 @@ from batch_science.bench.measurements import (
     snakemake_job_overhead,
     with_keras_mlp,
 )
+from batch_science.bench.paper_workloads import EVAL_EVERY, PAPER_WORKLOADS
 from batch_science.config import steps_for
 from batch_science.models.registry import get_model
 from batch_science.tuning.study_config import load_config
@@ -56,6 +57,18 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--job-batch-sizes", type=int, nargs="*", default=[256, 4096], help="tune jobs run through Snakemake"
     )
+    parser.add_argument(
+        "--paper-models", nargs="*", default=list(PAPER_WORKLOADS), help="paper models measured on mock data"
+    )
+    parser.add_argument("--paper-batch-sizes", type=int, nargs="*", default=list(PAPER_STEPS))
+    parser.add_argument(
+        "--paper-other-compilation-batch-sizes",
+        type=int,
+        nargs="*",
+        default=[16],
+        help="batch sizes where the paper models also train with the compilation the rule rejects",
+    )
+    parser.add_argument("--paper-models-only", action="store_true", help="measure only the paper-model rows")
     args = parser.parse_args(argv)
 
     config_path = Path(args.config).resolve()
@@ -70,6 +83,18 @@ def main(argv=None) -> None:
         f"{config['precision']}",
         flush=True,
     )
+    if args.paper_models:
+        paper = paper_model_rows(args, out)
+        print("\npaper_models.csv")
+        with pd.option_context(
+            "display.width", 200, "display.max_columns", 30, "display.float_format", "{:,.3g}".format
+        ):
+            print(paper.to_string(index=False))
+        if args.paper_models_only:
+            print("\ngoals (issue 17), paper models:")
+            for line in paper_goal_lines(paper):
+                print("  " + line)
+            return
     # One tune job per core is how Snakemake runs a CPU machine; a GPU is shared by no such jobs.
     jobs_per_core = cores > 1 and not gpus
 
@@ -257,6 +282,10 @@ def main(argv=None) -> None:
     print("\ngoals (issue 3), best engine strategy per row:")
     for line in goal_lines(table) + keras_model_goal_lines(table):
         print("  " + line)
+    if args.paper_models:
+        print("goals (issue 17), paper models:")
+        for line in paper_goal_lines(paper):
+            print("  " + line)
     print(f"\nwritten to {out}/")
 
 
@@ -312,6 +341,85 @@ def keras_model_goal_lines(table) -> list[str]:
                 f"b{batch_size} Keras model in the engine: {row.ratio_vs_keras_fit:.1f}x the Keras loop, goal {goal}x: "
                 f"{'met' if row.ratio_vs_keras_fit >= goal else 'NOT met'} "
                 f"({row.ratio_vs_engine:.2f}x the native engine)"
+            )
+    return lines
+
+
+# Steps each paper-model row trains per batch size (a few seconds on the 2-core machine); the
+# compilation the rule rejects trains one evaluation interval after its first call.
+PAPER_STEPS = {16: 60, 256: 20}
+# The paper-model goals: the engine at least this many times the Keras loop, and this many where
+# trials share a graph; its first compiled call (compilation and one interval) within this many seconds.
+PAPER_RATIO_GOAL, PAPER_SHARED_GRAPH_RATIO_GOAL, PAPER_FIRST_CALL_GOAL_S = 1.0, 3.0, 20.0
+
+
+def paper_model_rows(args, out: Path) -> pd.DataFrame:
+    """The paper models on mock data of their input shapes: Keras model.fit, the engine as it
+    compiles by its rule, and (at some batch sizes) the engine with the other compilation, to back
+    the rule. Writes paper_models.csv."""
+    rows = []
+    for name in args.paper_models:
+        for batch_size in args.paper_batch_sizes:
+            steps = PAPER_STEPS.get(batch_size, min(PAPER_STEPS.values()))
+            keras = in_processes("paper_keras_fit", [(name, batch_size, steps, None)])[0]
+            engine = in_processes("paper_engine", [(name, batch_size, steps, None, None)])[0]
+            runs = [("keras_fit", keras), ("engine", engine)]
+            if batch_size in args.paper_other_compilation_batch_sizes:
+                other = not engine["jit_compile"]
+                runs.append(
+                    (
+                        "engine_" + ("xla" if other else "graph"),
+                        in_processes("paper_engine", [(name, batch_size, EVAL_EVERY, None, other)])[0],
+                    )
+                )
+            keras_rate = keras["trial_steps"] / keras["seconds"]
+            for strategy, result in runs:
+                rate = result["trial_steps"] / result["seconds"]
+                rows.append(
+                    {
+                        "model": name,
+                        "batch_size": batch_size,
+                        "strategy": strategy,
+                        "compilation": "xla" if result["jit_compile"] else "graph",
+                        "trials_per_graph": result["trials_per_graph"],
+                        "trial_steps": result["trial_steps"],
+                        "trial_steps_per_s": rate,
+                        "ratio_vs_keras_fit": rate / keras_rate,
+                        "startup_s": result["startup_s"],
+                        "first_call_s": result.get("first_call_s", math.nan),
+                    }
+                )
+                print(
+                    f"  {name} b{batch_size} {strategy} ({rows[-1]['compilation']}): {rate:,.2f} trial-steps/s",
+                    flush=True,
+                )
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "paper_models.csv", index=False)
+    return table
+
+
+def paper_goal_lines(table) -> list[str]:
+    """Per paper model and batch size: the engine against the Keras loop, its first call, and
+    whether the compilation rule chose the faster of the two compilations where both ran."""
+    lines = []
+    for (model, batch_size), rows in table.groupby(["model", "batch_size"], sort=False):
+        engine = rows[rows.strategy == "engine"].iloc[0]
+        goal = PAPER_SHARED_GRAPH_RATIO_GOAL if engine.trials_per_graph > 1 else PAPER_RATIO_GOAL
+        quick = engine.first_call_s < PAPER_FIRST_CALL_GOAL_S
+        lines.append(
+            f"{model} b{batch_size}: engine ({engine.compilation}, {engine.trials_per_graph} per graph) "
+            f"{engine.ratio_vs_keras_fit:.2f}x the Keras loop, goal {goal:g}x: "
+            f"{'met' if engine.ratio_vs_keras_fit >= goal else 'NOT met'}; first call {engine.first_call_s:.1f}s, "
+            f"goal {PAPER_FIRST_CALL_GOAL_S:g}s: {'met' if quick else 'NOT met'}"
+        )
+        other = rows[rows.strategy.str.startswith("engine_")]
+        if len(other):
+            other = other.iloc[0]
+            faster = engine.trial_steps_per_s / other.trial_steps_per_s
+            lines.append(
+                f"{model} b{batch_size}: the rule's {engine.compilation} ran {faster:.1f}x the speed of "
+                f"{other.compilation} (first call {other.first_call_s:.1f}s): "
+                f"{'rule backed' if faster >= 1 else 'rule NOT backed'}"
             )
     return lines
 

@@ -13,8 +13,9 @@ throughput measured here with all cores. Where TensorFlow sees a GPU, everything
 the one-job-per-core strategies are left out).
 
 Writes results/bench/engine.csv (one row per batch size and strategy), study.csv (where the
-time of the default study goes, and Snakemake's per-job overhead) and dag.csv (dry-run time
-against the number of jobs).
+time of the default study goes, and Snakemake's per-job overhead), dag.csv (dry-run time
+against the number of jobs) and paper_models.csv (the paper's models on mock data, the engine
+against the same network in Keras; bench/paper_workloads.py).
 """
 
 from __future__ import annotations
@@ -376,3 +377,85 @@ def dag_scaling(config_path: Path, config: dict, trials_per_study: list[int]) ->
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return rows
+
+
+# -- the paper's models (bench/paper_workloads.py): the engine against Keras on mock data ----------------
+def paper_keras_fit(name: str, batch_size: int, steps: int, threads: int | None) -> dict:
+    """The paper model as a plain Keras model: model.fit for `steps` steps, evaluating every EVAL_EVERY."""
+    _start_tensorflow(threads)
+    import keras
+
+    from batch_science.bench.paper_workloads import EVAL_EVERY, PAPER_WORKLOADS, keras_network, mock_arrays
+
+    workload = PAPER_WORKLOADS[name]
+    arrays = mock_arrays(workload)
+    x_train, x_validation = arrays.x_train, arrays.x_validation
+    if workload.language_model:
+        x_train, x_validation = x_train.astype("int32"), x_validation.astype("int32")
+
+    class Evaluate(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.steps, self.first_step_at = 0, None
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps += 1
+            self.first_step_at = self.first_step_at or time.perf_counter()
+            if self.steps % EVAL_EVERY == 0:
+                self.model.evaluate(x_validation, arrays.y_validation, batch_size=len(x_validation), verbose=0)
+            if self.steps >= steps:
+                self.model.stop_training = True
+
+    keras.utils.set_random_seed(0)
+    started = time.perf_counter()
+    model = keras_network(workload, get_model(workload.model))
+    model.compile(
+        optimizer=keras.optimizers.SGD(STEADY_TRIAL["learning_rate"], momentum=STEADY_TRIAL["momentum"]),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    callback = Evaluate()
+    epochs = math.ceil(steps * batch_size / len(x_train)) + 1
+    model.fit(x_train, arrays.y_train, batch_size=batch_size, epochs=epochs, callbacks=[callback], verbose=0)
+    return {
+        "trials": 1,
+        "trial_steps": callback.steps - 1,
+        "seconds": time.perf_counter() - callback.first_step_at,
+        "startup_s": callback.first_step_at - started,
+        "trials_per_graph": 1,
+        "jit_compile": model.jit_compile,
+    }
+
+
+def paper_engine(name: str, batch_size: int, steps: int, threads: int | None, jit_compile: bool | None) -> dict:
+    """The engine on the paper model, its graph as full as the automatic grouping makes it: a first
+    run of one interval compiles (timed as the first call), a second of `steps` steps per trial is timed."""
+    _start_tensorflow(threads)
+    from batch_science.bench.paper_workloads import EVAL_EVERY, PAPER_WORKLOADS, mock_arrays
+
+    workload = PAPER_WORKLOADS[name]
+    arrays = mock_arrays(workload)
+    started = time.perf_counter()
+    engine = Engine(get_model(workload.model), arrays, "momentum", batch_size, jit_compile=jit_compile)
+    slots = engine.group_size_for(1 << 20)
+    target = Target(metric="error", value=0.0)
+
+    def run(seed_base: int, n_steps: int) -> None:
+        trials = [
+            {**STEADY_TRIAL, "seed": seed_base + i, "step_budget": n_steps, "eval_every": EVAL_EVERY}
+            for i in range(slots)
+        ]
+        engine.run(trials, target, stop_at_target=False, group_size=slots)
+
+    run(10_000, EVAL_EVERY)
+    compiled = time.perf_counter()
+    run(0, steps)
+    return {
+        "trials": slots,
+        "trial_steps": slots * steps,
+        "seconds": time.perf_counter() - compiled,
+        "startup_s": compiled - started,
+        "first_call_s": engine.stats["first_call_s"],
+        "trials_per_graph": slots,
+        "jit_compile": engine.jit_compile,
+    }

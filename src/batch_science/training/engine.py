@@ -53,6 +53,24 @@ HASH_ROUNDS = ((16, 0x7FEB352D), (15, 0x846CA68B))  # (shift, multiplier) of the
 # Training examples whose batch-norm statistics normalise every evaluation (precise BN, models/paper.py):
 # this many, evenly spaced through the training set, the same for every trial and evaluation.
 BATCH_NORM_EXAMPLES = 1024
+# TensorFlow ops of a convolution. Their gradients, inside the engine's training loop, are what
+# XLA compiles badly on a CPU (see compiles_with_xla).
+CONVOLUTION_OPS = frozenset({"Conv", "Conv2D", "Conv3D", "DepthwiseConv2dNative"})
+
+
+def compiles_with_xla(training_op_types: set[str], on_gpu: bool) -> bool:
+    """Whether the engine's loops are compiled with XLA (else as a plain TensorFlow graph), from
+    the ops of a model's training forward pass and the device.
+
+    XLA, except for a model that convolves on a CPU. There, inside the graph's training loop (a
+    tf.while_loop), XLA's CPU backend leaves the gradient convolutions (input and filter
+    gradients) in a dimension order its Eigen convolution cannot take and emits them as naive
+    loops: the Simple CNN (28x28x1, batch 128) trained 0.26 trial-steps/s, against 19 as a
+    plain graph, whose convolutions run in oneDNN; a single step outside a loop is canonicalised
+    and fast. MLPs and the 1-D CNN, which trains on matmuls of patches, gain from XLA's fusion.
+    `make bench` measures both compilations for every paper model (results/bench/paper_models.csv).
+    """
+    return on_gpu or not (training_op_types & CONVOLUTION_OPS)
 
 
 def auto_group_size(
@@ -137,8 +155,17 @@ class Engine:
     """Compiled train/evaluate functions for one (model, data, optimizer, batch size)."""
 
     def __init__(
-        self, model, arrays, optimizer: str, batch_size: int, precision: str = "float32", eval_batch_size: int = 8192
+        self,
+        model,
+        arrays,
+        optimizer: str,
+        batch_size: int,
+        precision: str = "float32",
+        eval_batch_size: int = 8192,
+        jit_compile: bool | None = None,
     ):
+        """`jit_compile`: compile the loops with XLA (True) or as a plain graph (False); None decides
+        by `compiles_with_xla` for this model and device."""
         import tensorflow as tf
 
         self.tf, self.model, self.optimizer, self.batch_size = tf, model, check_optimizer(optimizer), batch_size
@@ -147,6 +174,8 @@ class Engine:
         self.hold_data(arrays)
         self.eval_batch_size = eval_batch_size
         self.augment = arrays.augment
+        on_gpu = bool(tf.config.list_logical_devices("GPU"))
+        self.jit_compile = compiles_with_xla(self.training_op_types(), on_gpu) if jit_compile is None else jit_compile
         self.intervals = self.compiled(self.intervals_graph)
         self.evaluate = self.compiled(self.evaluate_graph)
         if hasattr(model, "build_for"):  # a Keras model learns on these inputs whether its layers vectorise
@@ -165,12 +194,27 @@ class Engine:
         self.compiled_sizes: set[int] = set()  # graph sizes already compiled: reused across runs
 
     def compiled(self, function):
-        """`function` (one of the `*_graph` methods, which build ops) as one XLA-compiled graph.
+        """`function` (one of the `*_graph` methods, which build ops) as one compiled graph: XLA or
+        a plain graph, as `self.jit_compile` says.
 
         Without autograph: the graphs loop with explicit tf.while_loop and branch only on Python
         values, and autograph's conversion of every function they call cost ~2.5 s of each job's
         start-up."""
-        return self.tf.function(function, jit_compile=True, autograph=False)
+        return self.tf.function(function, jit_compile=self.jit_compile, autograph=False)
+
+    def training_op_types(self) -> set[str]:
+        """The TensorFlow op types of the model's training forward pass (one trial, two examples) and
+        of the functions it calls, traced, not run."""
+        tf = self.tf
+        weights = [
+            tf.TensorSpec([1, *w.shape], self.dtype) for w in self.model.init(0, self.input_shape, self.num_classes)
+        ]
+        x = tf.TensorSpec([1, 2, *self.input_shape], self.dtype)
+        forward = tf.function(lambda weights, x: self.model.apply(weights, x, shared=False), autograph=False)
+        graph = forward.get_concrete_function(weights, x).graph.as_graph_def()
+        # With the functions it calls: loop bodies (tf.while_loop, tf.scan) are functions of their own.
+        nodes = [*graph.node, *(node for function in graph.library.function for node in function.node_def)]
+        return {node.op for node in nodes}
 
     def hold_data(self, arrays) -> None:
         """Keep the training and validation sets on the device (StreamingEngine reads them from disk instead)."""
