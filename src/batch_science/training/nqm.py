@@ -139,6 +139,7 @@ def steps_to_target(
     max_steps: int,
     divergence_factor: float = 100.0,
     first_only: bool = False,
+    preconditioner_power: float = 0.0,
 ) -> np.ndarray:
     """First step whose expected loss is strictly below target, per point (inf if never or diverged).
 
@@ -148,7 +149,7 @@ def steps_to_target(
     learning_rate = np.atleast_1d(np.asarray(learning_rate, dtype=float))
     momentum = np.broadcast_to(np.asarray(momentum, dtype=float), learning_rate.shape).copy()
     result = np.full(len(learning_rate), np.inf)
-    recursion = MomentRecursion(quadratic, optimizer, batch_size, momentum)
+    recursion = MomentRecursion(quadratic, optimizer, batch_size, momentum, preconditioner_power)
     active = np.arange(len(learning_rate))  # original index of each row still running
     rates = learning_rate.copy()
     limit = divergence_factor * quadratic.initial_loss
@@ -176,14 +177,24 @@ def tuned_steps_to_target(
     learning_rates,
     momenta=(0.0,),
     max_steps: int = 100_000,
+    preconditioner_power: float = 0.0,
 ) -> dict:
-    """Fewest steps to target over a grid of constant learning rates (and momenta) at one batch size."""
+    """Fewest steps to target over a grid of constant learning rates (and momenta, Adam: beta1) at one
+    batch size."""
     lr_grid, momentum_grid = np.meshgrid(
         np.asarray(learning_rates, float), np.asarray(momenta, float) if optimizer != "sgd" else [0.0]
     )
     lr_grid, momentum_grid = lr_grid.ravel(), momentum_grid.ravel()
     steps = steps_to_target(
-        quadratic, optimizer, batch_size, lr_grid, momentum_grid, target_loss, max_steps, first_only=True
+        quadratic,
+        optimizer,
+        batch_size,
+        lr_grid,
+        momentum_grid,
+        target_loss,
+        max_steps,
+        first_only=True,
+        preconditioner_power=preconditioner_power,
     )
     best = int(np.argmin(steps))
     return {"steps": float(steps[best]), "learning_rate": float(lr_grid[best]), "momentum": float(momentum_grid[best])}
