@@ -24,7 +24,7 @@ def broken(edit):
 @pytest.mark.parametrize(
     "edit, key",
     [
-        (lambda c: c["workloads"]["mnist1d_mlp"]["optimizers"].append("adam"), "workloads.mnist1d_mlp.optimizers.2"),
+        (lambda c: c["workloads"]["mnist1d_mlp"]["optimizers"].append("adamw"), "workloads.mnist1d_mlp.optimizers.2"),
         (
             lambda c: c["workloads"]["mnist1d_mlp"]["batch_sizes"].__setitem__(0, -8),
             "workloads.mnist1d_mlp.batch_sizes.0",
@@ -116,17 +116,80 @@ def test_dry_run_has_a_tune_job_per_shard_of_each_workloads_own_trials(tmp_path)
 
 
 def test_snakemake_stops_before_any_job_with_one_line(tmp_path):
-    bad = broken(lambda c: c["workloads"]["mnist1d_mlp"]["optimizers"].append("adam"))
+    bad = broken(lambda c: c["workloads"]["mnist1d_mlp"]["optimizers"].append("adamw"))
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(bad))
     result = run_snakemake(tmp_path, "-n", "--configfile", str(path), check=False)
     assert result.returncode != 0
     lines = [line for line in (result.stdout + result.stderr).splitlines() if "Config error" in line]
     assert lines == [
-        "Config error: config key workloads.mnist1d_mlp.optimizers.2: 'adam' is not one of ['sgd', 'momentum', "
-        "'nesterov']"
+        "Config error: config key workloads.mnist1d_mlp.optimizers.2: 'adamw' is not one of ['sgd', 'momentum', "
+        "'nesterov', 'adam']"
     ]
     assert not (tmp_path / "results").exists()
+
+
+ADAM_SPACE = {
+    "learning_rate": {"min": 1e-4, "max": 1e-2, "scale": "log"},
+    "beta1": {"min": 0.5, "max": 0.99, "scale": "reverse_log"},
+    "beta2": 0.999,
+    "epsilon": {"min": 1e-9, "max": 1e-6, "scale": "log"},
+}
+
+
+def with_adam(edit=lambda c: None):
+    def change(config):
+        config["search_spaces"]["adam"] = copy.deepcopy(ADAM_SPACE)
+        config["workloads"]["mnist1d_mlp"]["optimizers"].append("adam")
+        edit(config)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "edit, key, says",
+    [
+        (with_adam(lambda c: c["search_spaces"]["adam"].pop("beta1")), "search_spaces.adam.beta1", "required"),
+        (with_adam(lambda c: c["search_spaces"]["adam"].pop("epsilon")), "search_spaces.adam.epsilon", "required"),
+        (
+            with_adam(lambda c: c["search_spaces"]["adam"].__setitem__("beta1", {"values": [0.9, 1.0]})),
+            "search_spaces.adam.beta1",
+            "1.0 is not in [0, 1)",
+        ),
+        (
+            with_adam(lambda c: c["search_spaces"]["adam"].__setitem__("beta2", -0.1)),
+            "search_spaces.adam.beta2",
+            "-0.1 is not in [0, 1)",
+        ),
+        (
+            with_adam(lambda c: c["search_spaces"]["adam"].__setitem__("epsilon", {"min": 0.0, "max": 1e-8})),
+            "search_spaces.adam.epsilon",
+            "0.0 is not above 0",
+        ),
+        (
+            with_adam(lambda c: c.__setitem__("noise_scale", {"optimizer": "adam", "beta1": 0.9, "beta2": 0.99})),
+            "noise_scale.epsilon",
+            "required for noise_scale.optimizer 'adam'",
+        ),
+        (
+            with_adam(lambda c: c.__setitem__("noise_scale", {"optimizer": "adam", "beta1": 1.0})),
+            "noise_scale.beta1",
+            "1.0 is greater than or equal to the maximum of 1",
+        ),
+    ],
+)
+def test_bad_adam_config_names_the_key_in_one_line(edit, key, says):
+    with pytest.raises(ConfigError) as error:
+        check_study(broken(edit))
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"config key {key}: ") and says in message, message
+
+
+def test_adam_config_is_valid_at_the_ends_of_its_ranges():
+    config = check_study(broken(with_adam(lambda c: c["search_spaces"]["adam"].__setitem__("beta1", 0.0))))
+    assert config["search_spaces"]["adam"]["beta1"] == 0.0  # beta1 = 0 is allowed (no first-moment averaging)
+    check_study(broken(with_adam(lambda c: c["search_spaces"]["adam"].__setitem__("epsilon", 1e-300))))
 
 
 @pytest.mark.parametrize(

@@ -16,10 +16,16 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from batch_science.trials import MOMENTUM_OPTIMIZERS, OPTIMIZERS, Target
+from batch_science.trials import MOMENTUM_OPTIMIZERS, OPTIMIZERS, OWN_METAPARAMETERS, Target
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 NQM_DATASET = "nqm"  # the noisy quadratic model: a workload computed exactly, with no data or model
+# Where a search space's value of a metaparameter may lie (every fixed value, range end and listed value).
+PARAMETER_RANGES = {
+    "beta1": (lambda value: 0 <= value < 1, "in [0, 1)"),
+    "beta2": (lambda value: 0 <= value < 1, "in [0, 1)"),
+    "epsilon": (lambda value: value > 0, "above 0"),
+}
 
 
 class ConfigError(ValueError):
@@ -140,10 +146,17 @@ def _check_consistency(config: dict) -> None:
                     f"config key data_parallel: batch size {batch_size} of workload {name} does not split evenly "
                     f"over {replicas} devices (devices x nodes)"
                 )
+    for name, workload in config["workloads"].items():
+        _check_optimizer_extras(config, name, workload)
     for optimizer, space in spaces.items():
         key = f"search_spaces.{optimizer}"
         if optimizer in MOMENTUM_OPTIMIZERS and "momentum" not in space:
             raise ConfigError(f"config key {key}.momentum: required for optimizer '{optimizer}'")
+        for needed in OWN_METAPARAMETERS.get(optimizer, ()):
+            if needed not in space:
+                raise ConfigError(f"config key {key}.{needed}: required for optimizer '{optimizer}'")
+        for param, spec in space.items():
+            _check_parameter_range(f"{key}.{param}", param, spec)
         if space.get("schedule") == "linear_decay":
             for needed in ("decay_fraction", "end_factor"):
                 if needed not in space:
@@ -155,6 +168,45 @@ def _check_consistency(config: dict) -> None:
                 raise ConfigError(f"config key {key}.{param}: log scale needs min > 0, got {spec['min']}")
             if isinstance(spec, dict) and spec.get("scale") == "reverse_log" and spec["max"] >= 1:
                 raise ConfigError(f"config key {key}.{param}: reverse_log scale needs max < 1, got {spec['max']}")
+
+
+def _check_parameter_range(key: str, param: str, spec) -> None:
+    """A metaparameter of PARAMETER_RANGES: every value its spec can give lies in its range."""
+    if param not in PARAMETER_RANGES:
+        return
+    allowed, words = PARAMETER_RANGES[param]
+    values = (
+        spec["values"]
+        if isinstance(spec, dict) and "values" in spec
+        else [spec["min"], spec["max"]]
+        if isinstance(spec, dict)
+        else [spec]
+    )
+    for value in values:
+        if not allowed(value):
+            raise ConfigError(f"config key {key}: {value} is not {words}")
+
+
+def _check_optimizer_extras(config: dict, name: str, workload: dict) -> None:
+    """What an optimizer with metaparameters of its own (Adam) needs beyond its search space: its
+    metaparameters in the noise-scale run that trains with it, and on the NQM a preconditioner."""
+    key = f"workloads.{name}"
+    settings = workload_setting(config, name, "noise_scale")
+    if settings["enabled"]:
+        for needed in OWN_METAPARAMETERS.get(settings["optimizer"], ()):
+            if needed not in settings:
+                raise ConfigError(
+                    f"config key noise_scale.{needed}: required for noise_scale.optimizer "
+                    f"'{settings['optimizer']}' (workload {name})"
+                )
+    for param, spec in workload.get("search_space", {}).items():
+        _check_parameter_range(f"{key}.search_space.{param}", param, spec)
+    uses_adam = "adam" in workload["optimizers"] or (settings["enabled"] and settings["optimizer"] == "adam")
+    if is_nqm(workload) and uses_adam and "preconditioner_power" not in workload["nqm"]:
+        raise ConfigError(
+            f"config key {key}.nqm.preconditioner_power: required for optimizer 'adam' on the NQM, which models Adam "
+            "as preconditioning by H^power (0.5: Adam's square root)"
+        )
 
 
 def read_config(path: str | Path, overrides: dict | None = None) -> dict:

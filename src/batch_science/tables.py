@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from batch_science.config import Study, config_hash
+from batch_science.trials import OWN_METAPARAMETER_KEYS
 
 STUDY_KEYS = ["workload", "optimizer", "batch_size"]
 CURVE_KEYS = [*STUDY_KEYS, "trial_id"]  # the keys of a trial, and of its rows in a curve table
@@ -26,11 +27,12 @@ TRIAL_COLUMNS = [
     "status", "steps_to_result", "best_val_metric", "best_step", "final_step", "target_metric", "target_value",
     "target_direction", "config_hash",
 ]  # fmt: skip
-# steps_to_result.csv: one row per study, its best trial (analysis/steps.py best_trials); the
-# aggregation adds steps_interpolated and eval_interval.
+# steps_to_result.csv: one row per study, its best trial (analysis/steps.py best_trials; beta1,
+# beta2 and epsilon are Adam's, empty for the other optimizers); the aggregation adds
+# steps_interpolated and eval_interval.
 STEPS_TO_RESULT_COLUMNS = [
     *STUDY_KEYS, "steps_to_result", "best_trial", "learning_rate", "momentum", "effective_learning_rate",
-    "decay_steps", "end_factor", "label_smoothing", "n_trials", "n_infeasible", "n_reached",
+    "decay_steps", "end_factor", "label_smoothing", *OWN_METAPARAMETER_KEYS, "n_trials", "n_infeasible", "n_reached",
     "best_val_metric", "step_budget", "target_metric", "target_value", "target_direction",
 ]  # fmt: skip
 TABLE_KINDS = ("trials", "curves")

@@ -19,10 +19,17 @@ import numpy as np
 
 REACHED, NOT_REACHED, INFEASIBLE = "reached", "not_reached", "infeasible"
 STATUSES = (REACHED, NOT_REACHED, INFEASIBLE)
-OPTIMIZERS = ("sgd", "momentum", "nesterov")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 MOMENTUM_OPTIMIZERS = ("momentum", "nesterov")
-# What a trial's search point sets (tuning/search.py), each trainer's per-trial scalars.
+# What every trial's search point sets (tuning/search.py), each trainer's per-trial scalars.
 METAPARAMETERS = ("learning_rate", "momentum", "decay_steps", "end_factor", "label_smoothing")
+# An optimizer's own metaparameters beyond those, in its trials only (a trial of another optimizer
+# has none of these keys, so its fingerprint and tables stay as they were).
+OWN_METAPARAMETERS = {"adam": ("beta1", "beta2", "epsilon")}
+OWN_METAPARAMETER_KEYS = tuple(dict.fromkeys(key for keys in OWN_METAPARAMETERS.values() for key in keys))
+# Which metaparameter plays momentum's part in the paper's (learning rate, 1 - momentum) plots:
+# Adam's first moment is an exponential average of gradients with coefficient beta1.
+MOMENTUM_KEYS = {"sgd": "momentum", "momentum": "momentum", "nesterov": "momentum", "adam": "beta1"}
 DIRECTIONS = {"minimize": 1.0, "maximize": -1.0}  # the sign that turns "better" into "smaller"
 # Validation metric a target names -> its curve column. Our trainers record error and cross-entropy;
 # average precision comes only with an imported release study (Open Images), which never trains.
@@ -105,7 +112,7 @@ class TrialState:
     outcome: TrialOutcome  # so far: curve rows, status, best metric and step
     step: int
     weights: list[np.ndarray]
-    velocity: list[np.ndarray]
+    optimizer_state: dict[str, list[np.ndarray]]  # per slot of training/optimizers.STATE, one array per weight
     alive: bool
     loss_limit: float  # the divergence limit set at its step-0 evaluation
 
@@ -136,6 +143,14 @@ def observe(
     return outcome.status == INFEASIBLE or step >= outcome.trial["step_budget"] or (stop_at_target and reached)
 
 
+def metaparameter_keys(optimizer: str) -> tuple[str, ...]:
+    """The metaparameters a trial of `optimizer` has: METAPARAMETERS and its own."""
+    return (*METAPARAMETERS, *OWN_METAPARAMETERS.get(optimizer, ()))
+
+
 def effective_learning_rate(learning_rate, momentum):
-    """lr / (1 - momentum): the step size heavy-ball momentum converges to on a flat slope."""
+    """lr / (1 - momentum): the step size heavy-ball momentum converges to on a flat slope.
+
+    Adam's trials have momentum 0, so theirs is the learning rate: its first moment is an average
+    of gradients, not a sum, and on a flat slope its step is the learning rate per coordinate."""
     return learning_rate / (1 - momentum)

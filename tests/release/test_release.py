@@ -266,6 +266,14 @@ def test_tables_to_release_to_tables_is_lossless(tmp_path):
     )
 
 
+def test_adam_trials_are_refused_by_the_export_in_one_line_before_anything_is_written(tmp_path):
+    trials, curves = tune_tables()
+    trials.loc[trials["batch_size"] == trials["batch_size"].max(), "optimizer"] = "adam"
+    with pytest.raises(ReleaseError, match="^trials table: optimizer adam has no name in the paper's release layout"):
+        write_release(trials, curves, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_exported_study_json_carries_the_search_space(tmp_path, tiny_config):
     trials, curves = tune_tables()
     write_release(trials, curves, tmp_path / "out", tiny_config)

@@ -22,6 +22,16 @@ from conftest import SIGNALLED_STEP_BUDGET
 pytestmark = pytest.mark.slow
 
 STUDY = Study("mnist1d_mlp", "nesterov", 32)  # 5000 steps a trial, evaluated every 20; velocity and decay to restore
+ADAM_STUDY = Study("mnist1d_mlp", "adam", 32)  # two moment estimates and the bias correction's step to restore
+ADAM_SPACE = {
+    "learning_rate": {"min": 1e-3, "max": 1e-2, "scale": "log"},
+    "beta1": {"min": 0.5, "max": 0.95, "scale": "reverse_log"},
+    "beta2": {"min": 0.9, "max": 0.999, "scale": "reverse_log"},
+    "epsilon": {"min": 1e-8, "max": 1e-4, "scale": "log"},
+    "schedule": "linear_decay",
+    "decay_fraction": {"min": 0.5, "max": 1.0},
+    "end_factor": {"min": 0.01, "max": 0.1, "scale": "log"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +39,7 @@ def config(tiny_config, mnist1d_data_dir):
     workloads = {name: dict(w, step_budget=SIGNALLED_STEP_BUDGET) for name, w in tiny_config["workloads"].items()}
     return dict(
         tiny_config,
+        search_spaces={**tiny_config["search_spaces"], "adam": ADAM_SPACE},
         data_dir=mnist1d_data_dir,
         precision="float64",
         trials_per_graph=1,
@@ -61,7 +72,7 @@ def saved_mid_trial(partial_dir: str) -> bool:
     return any(json.loads(path.read_text())["step"] > 0 for path in saved_states(partial_dir))
 
 
-def run_until_checkpointed_then_signal(config, folder: Path, signum: int):
+def run_until_checkpointed_then_signal(config, folder: Path, signum: int, study: Study = STUDY):
     """Run the tune job; once a periodic checkpoint past step 0 is on disk, send `signum` to this process."""
     paths = outputs(folder)
     done = threading.Event()
@@ -78,7 +89,7 @@ def run_until_checkpointed_then_signal(config, folder: Path, signum: int):
     watcher.start()
     try:
         with pytest.raises(SystemExit) as stopped:
-            run_tune_job(config, STUDY, 0, **paths)
+            run_tune_job(config, study, 0, **paths)
     finally:
         done.set()
         watcher.join()
@@ -130,3 +141,19 @@ def test_corrupt_or_half_written_checkpoint_is_ignored_and_the_trial_retrained(c
     assert "resumed at step" not in caplog.text
     assert not state.parent.parent.exists()
     assert_tables_equal(tmp_path, reference)
+
+
+def test_adam_resumes_exactly_from_its_saved_moment_estimates(config, tmp_path, caplog):
+    """float64 tables of an Adam study stopped mid-trial and rerun equal those of an uninterrupted run."""
+    reference = tmp_path / "uninterrupted"
+    run_tune_job(config, ADAM_STUDY, 0, **outputs(reference))
+    interrupted = tmp_path / "interrupted"
+    caplog.set_level("INFO")
+    assert run_until_checkpointed_then_signal(config, interrupted, signal.SIGUSR1, ADAM_STUDY) == 128 + signal.SIGUSR1
+    assert re.search(r"1 checkpointed mid-trial \(trial \d+ at step [1-9]\d*\)", caplog.text), caplog.text
+    caplog.clear()
+    run_tune_job(config, ADAM_STUDY, 0, **outputs(interrupted))
+    assert "resumed at step" in caplog.text
+    assert_tables_equal(interrupted, reference)
+    trials = pd.read_parquet(reference / "trials.parquet")
+    assert {"beta1", "beta2", "epsilon"} <= set(trials.columns) and (trials["momentum"] == 0).all()

@@ -38,18 +38,20 @@ trial = dict(trial_id=0, learning_rate=0.05, momentum=0.9, decay_steps=120, end_
 target = Target("error", 0.70)
 strategy = data_parallel.strategy_for(devices)
 results = {"replicas": strategy.num_replicas_in_sync}
-for precision, optimizer in (("float64", "nesterov"), ("float32", "sgd")):
+adam = dict(trial, learning_rate=0.005, momentum=0.0, beta1=0.8, beta2=0.99, epsilon=1e-6)
+for precision, optimizer, run in (("float64", "nesterov", trial), ("float32", "sgd", trial), ("float64", "adam", adam)):
     engine = Engine(get_model({"name": "mlp", "hidden": [32]}), arrays, optimizer, batch_size=64, precision=precision)
-    one = engine.run([trial], target, group_size=1)[0]
-    two = data_parallel.DataParallelTrial(engine, strategy).run(trial, target)
-    results[precision] = {name: [o.status, o.steps_to_result, o.curve] for name, o in (("one", one), ("two", two))}
+    one = engine.run([run], target, group_size=1)[0]
+    two = data_parallel.DataParallelTrial(engine, strategy).run(run, target)
+    key = precision if optimizer != "adam" else "float64 adam"
+    results[key] = {name: [o.status, o.steps_to_result, o.curve] for name, o in (("one", one), ("two", two))}
 print(json.dumps(results))
 """
 
 
 @pytest.fixture(scope="module")
 def one_and_two_devices(mnist1d_data_dir) -> dict:
-    """Nesterov in float64 and SGD in float32, each on the engine and on two mirrored replicas."""
+    """Nesterov and Adam in float64 and SGD in float32, each on the engine and on two mirrored replicas."""
     result = subprocess.run(
         [sys.executable, "-c", TRAIN_ON_ONE_AND_TWO_DEVICES, mnist1d_data_dir],
         capture_output=True,
@@ -60,7 +62,7 @@ def one_and_two_devices(mnist1d_data_dir) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("precision, tolerance", [("float64", 1e-9), ("float32", 1e-4)])
+@pytest.mark.parametrize("precision, tolerance", [("float64", 1e-9), ("float32", 1e-4), ("float64 adam", 1e-9)])
 def test_two_devices_give_the_one_device_result(one_and_two_devices, precision, tolerance):
     assert one_and_two_devices["replicas"] == 2
     result = one_and_two_devices[precision]

@@ -117,8 +117,9 @@ def test_one_backward_pass_gives_each_chunk_gradient_and_the_big_batch_gradient(
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(ys, logits))
         return np.concatenate([g.numpy().ravel() for g in tape.gradient(loss, weights)])
 
-    step = make_train_step(model, chunks, "sgd", 0.1, 0.0)
-    new_weights, _, _, norm_sq_small, norm_sq_big = step(weights, [tf.zeros_like(w) for w in weights], x, y)
+    metaparameters = {"learning_rate": 0.1, "momentum": 0.0, "decay_steps": 0.0, "end_factor": 1.0}
+    step = make_train_step(model, chunks, "sgd", metaparameters)
+    new_weights, _, _, norm_sq_small, norm_sq_big = step(weights, {}, tf.constant(0), x, y)
     per_chunk = [gradient(x[i], y[i]) for i in range(chunks)]
     big = gradient(x.reshape(-1, *input_shape), y.reshape(-1, *y.shape[2:]))
     assert float(norm_sq_small) == pytest.approx(np.mean([g @ g for g in per_chunk]), rel=1e-4)

@@ -51,6 +51,61 @@ def test_expected_loss_recursion_matches_monte_carlo(optimizer):
     assert z.max() < 5, f"recursion off the sampled mean by {z.max():.1f} standard errors"
 
 
+def sampled_adam_loss(quadratic, batch_size, learning_rate, beta1, power, steps, replicas, seed=0):
+    """Mean and standard error of the loss over sampled runs of the NQM's Adam, written from its
+    definition: m = b1 m + (1 - b1) g, theta -= lr / (1 - b1^t) h^-p m at the t-th step."""
+    rng = np.random.default_rng(seed)
+    h, c = quadratic.curvature, quadratic.noise
+    theta = rng.standard_normal((replicas, quadratic.dimension))
+    first = np.zeros_like(theta)
+    losses = []
+    for t in range(1, steps + 2):
+        per_run = 0.5 * (h * theta**2).sum(axis=1)
+        losses.append((per_run.mean(), per_run.std(ddof=1) / math.sqrt(replicas)))
+        gradient = h * theta + rng.standard_normal(theta.shape) * np.sqrt(c / batch_size)
+        first = beta1 * first + (1 - beta1) * gradient
+        theta = theta - learning_rate / (1 - beta1**t) * h**-power * first
+    return np.array(losses)
+
+
+@pytest.mark.parametrize("power", [0.0, 0.5])
+def test_adam_recursion_matches_monte_carlo_of_preconditioned_first_moment(power):
+    quadratic = Quadratic(dimension=6, spectrum_exponent=1.0)
+    exact = expected_loss_curve(
+        quadratic, "adam", batch_size=2, learning_rate=0.3, momentum=0.7, steps=40, preconditioner_power=power
+    )[:, 0]
+    sampled = sampled_adam_loss(quadratic, 2, 0.3, 0.7, power, steps=40, replicas=40_000)
+    assert exact[0] / exact.min() > 2
+    z = np.abs(exact - sampled[:, 0]) / sampled[:, 1]
+    assert z.max() < 5, f"recursion off the sampled mean by {z.max():.1f} standard errors"
+
+
+def test_adam_without_averaging_or_preconditioning_is_sgd():
+    """beta1 = 0 and power 0: m = g and no bias correction left, so the NQM's Adam is SGD exactly."""
+    np.testing.assert_allclose(
+        expected_loss_curve(SMALL, "adam", 8, 0.5, momentum=0.0, steps=50, preconditioner_power=0.0),
+        expected_loss_curve(SMALL, "sgd", 8, 0.5, steps=50),
+        rtol=1e-12,
+    )
+
+
+def test_preconditioned_adam_scales_perfectly_at_small_batch_and_needs_fewer_steps_at_large_batch():
+    """Zhang et al. (2019): at small batch every optimizer halves its steps when the batch doubles;
+    at large batch, where curvature rather than noise limits, preconditioning by H^-0.5 shortens
+    training well beyond what momentum does."""
+
+    def tuned(optimizer, batch_size, power=0.0):
+        return tuned_steps_to_target(
+            SMALL, optimizer, batch_size, TARGET, LEARNING_RATES, MOMENTA, preconditioner_power=power
+        )["steps"]
+
+    small = [tuned("adam", b, 0.5) for b in (1, 2, 4)]
+    ratios = np.array(small[1:]) / np.array(small[:-1])
+    assert np.all((ratios > 0.45) & (ratios < 0.56)), f"steps {small}"
+    assert tuned("adam", 4096, 0.5) < 0.6 * tuned("momentum", 4096)
+    assert tuned("adam", 4096, 0.0) >= 0.9 * tuned("momentum", 4096)  # without preconditioning no such gain
+
+
 def test_momentum_without_momentum_is_sgd():
     sgd = expected_loss_curve(SMALL, "sgd", 8, 0.5, steps=50)
     for optimizer in ("momentum", "nesterov"):

@@ -17,19 +17,20 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from batch_science.analysis.fit import FIT_KEYS, piecewise_curve, scaling_curve  # noqa: E402
-from batch_science.trials import INFEASIBLE, NOT_REACHED, REACHED  # noqa: E402
+from batch_science.trials import INFEASIBLE, MOMENTUM_KEYS, NOT_REACHED, REACHED  # noqa: E402
 
 # How each optimizer of trials.OPTIMIZERS is drawn: (label, colour, marker).
 OPTIMIZER_STYLE = {
     "sgd": ("SGD", "#1f77b4", "o"),
     "momentum": ("Momentum", "#d62728", "s"),
     "nesterov": ("Nesterov momentum", "#2ca02c", "^"),
+    "adam": ("Adam", "#9467bd", "D"),
 }
 OPTIMIZER_LABELS = {name: label for name, (label, _, _) in OPTIMIZER_STYLE.items()}
 OPTIMIZER_COLORS = {name: color for name, (_, color, _) in OPTIMIZER_STYLE.items()}
 OPTIMIZER_MARKERS = {name: marker for name, (_, _, marker) in OPTIMIZER_STYLE.items()}
 # The paper's headline curves use Nesterov momentum; a workload without it shows its first optimizer.
-REFERENCE_OPTIMIZERS = ("nesterov", "momentum", "sgd")
+REFERENCE_OPTIMIZERS = ("nesterov", "momentum", "sgd", "adam")
 STATUS_STYLE = {
     REACHED: dict(marker="o", label="goal reached"),
     NOT_REACHED: dict(marker="x", color="0.55", label="goal not reached"),
@@ -319,12 +320,24 @@ def variants_figure(steps: pd.DataFrame, groups: dict[str, list[str]], labels: d
     save(figure, path)
 
 
+def _momentum_of(rows: pd.DataFrame, optimizer: str) -> pd.Series:
+    """The trials' (or best trials') coefficient in momentum's part: momentum, or Adam's beta1
+    (trials.MOMENTUM_KEYS); zero where a table has no such column."""
+    key = MOMENTUM_KEYS.get(optimizer, "momentum")
+    return rows[key] if key in rows else pd.Series(0.0, index=rows.index)
+
+
+def _momentum_label(optimizer: str) -> str:
+    return f"1 - {MOMENTUM_KEYS.get(optimizer, 'momentum')}"
+
+
 def learning_rate_figure(steps: pd.DataFrame, path):
-    """Best learning rate, effective learning rate lr/(1-momentum) and momentum vs batch size; linear and
-    square-root scaling drawn through the smallest batch size."""
+    """Best learning rate, effective learning rate lr/(1-momentum) and momentum (Adam: beta1) vs batch
+    size; linear and square-root scaling drawn through the smallest batch size."""
     workloads = sorted(steps["workload"].unique())
     quantities = ["learning_rate", "effective_learning_rate"]
-    if (steps["momentum"].fillna(0) > 0).any():
+    momenta = pd.concat([_momentum_of(rows, optimizer) for optimizer, rows in steps.groupby("optimizer")])
+    if (momenta.fillna(0) > 0).any():
         quantities.append("momentum")
     figure, axes = plt.subplots(
         len(quantities),
@@ -337,23 +350,32 @@ def learning_rate_figure(steps: pd.DataFrame, path):
         for row, quantity in enumerate(quantities):
             ax = axes[row][column]
             for optimizer in sorted(steps.loc[steps["workload"] == workload, "optimizer"].unique()):
-                rows = _study_rows(steps, workload, optimizer, quantity)
+                rows = _study_rows(
+                    steps, workload, optimizer, "steps_to_result" if quantity == "momentum" else quantity
+                )
                 if quantity == "momentum":
-                    rows = rows[rows["momentum"] > 0]
+                    rows = rows[_momentum_of(rows, optimizer) > 0]
                 if rows.empty:
                     continue
                 color = OPTIMIZER_COLORS.get(optimizer, "black")
-                b, y = rows["batch_size"].to_numpy(float), rows[quantity].to_numpy(float)
+                b = rows["batch_size"].to_numpy(float)
                 if quantity == "momentum":
-                    ax.plot(b, 1 - y, "o-", color=color, label=optimizer_label(optimizer))
+                    y = _momentum_of(rows, optimizer).to_numpy(float)
+                    label = f"{optimizer_label(optimizer)} ({_momentum_label(optimizer)})"
+                    ax.plot(b, 1 - y, "o-", color=color, label=label)
                     continue
+                y = rows[quantity].to_numpy(float)
                 ax.plot(b, y, "o-", color=color, label=optimizer_label(optimizer))
                 ax.plot(b, y[0] * b / b[0], "--", color=color, lw=0.8, alpha=0.6)
                 ax.plot(b, y[0] * np.sqrt(b / b[0]), ":", color=color, lw=0.8, alpha=0.6)
             _log2_axes(ax)
             ax.set_yscale("log")
             ax.set_title(workload, fontsize=10)
-            ax.set_ylabel("best 1 - momentum" if quantity == "momentum" else "best " + quantity.replace("_", " "))
+            ax.set_ylabel(
+                "best 1 - momentum (Adam: 1 - beta1)"
+                if quantity == "momentum"
+                else "best " + quantity.replace("_", " ")
+            )
             if ax.get_legend_handles_labels()[0]:
                 title = "" if quantity == "momentum" else "dashed: linear, dotted: square root"
                 ax.legend(fontsize=7, title=title, title_fontsize=6)
@@ -361,8 +383,8 @@ def learning_rate_figure(steps: pd.DataFrame, path):
 
 
 def metaparameter_figure(trials: pd.DataFrame, steps: pd.DataFrame, workload: str, optimizer: str, path):
-    """Per batch size, every trial in (learning rate, 1 - momentum) space by outcome, coloured by steps to
-    result; grey lines of constant effective learning rate; the best trial starred."""
+    """Per batch size, every trial in (learning rate, 1 - momentum) space (Adam: 1 - beta1) by outcome,
+    coloured by steps to result; grey lines of constant effective learning rate; the best trial starred."""
     trials = trials[(trials["workload"] == workload) & (trials["optimizer"] == optimizer)]
     batch_sizes = sorted(trials["batch_size"].unique())
     if not batch_sizes:
@@ -372,13 +394,16 @@ def metaparameter_figure(trials: pd.DataFrame, steps: pd.DataFrame, workload: st
     reached = trials[trials["status"] == REACHED]["steps_to_result"]
     norm = matplotlib.colors.LogNorm(vmin=max(reached.min(), 1), vmax=max(reached.max(), 2)) if len(reached) else None
     lr = trials["learning_rate"]
-    one_minus = (1 - trials["momentum"]).clip(lower=1e-6)
+    one_minus = (1 - _momentum_of(trials, optimizer)).clip(lower=1e-6)
+    # Lines of constant lr/(1-momentum), the effective learning rate of heavy-ball momentum; Adam's
+    # first moment is an average, so its effective learning rate is lr and they would mislead.
+    contours = MOMENTUM_KEYS.get(optimizer, "momentum") == "momentum"
     xlim = (lr.min() / 2, lr.max() * 2)
     ylim = (one_minus.min() / 2, min(one_minus.max() * 2, 2))
     mappable = None
     for ax, batch_size in zip(axes, batch_sizes):
         study = trials[trials["batch_size"] == batch_size]
-        for effective in 10.0 ** np.arange(-4, 5):
+        for effective in 10.0 ** np.arange(-4, 5) if contours else ():
             x = np.geomspace(*xlim, 10)
             ax.plot(x, x / effective, color="0.85", lw=0.7, zorder=0)
         for status, style in STATUS_STYLE.items():
@@ -388,7 +413,7 @@ def metaparameter_figure(trials: pd.DataFrame, steps: pd.DataFrame, workload: st
             kwargs = dict(style)
             if status == REACHED:
                 kwargs.update(c=points["steps_to_result"], cmap="viridis", norm=norm)
-            artist = ax.scatter(points["learning_rate"], 1 - points["momentum"], s=22, **kwargs)
+            artist = ax.scatter(points["learning_rate"], 1 - _momentum_of(points, optimizer), s=22, **kwargs)
             mappable = artist if status == REACHED else mappable
         best = steps[
             (steps["workload"] == workload) & (steps["optimizer"] == optimizer) & (steps["batch_size"] == batch_size)
@@ -396,7 +421,7 @@ def metaparameter_figure(trials: pd.DataFrame, steps: pd.DataFrame, workload: st
         if len(best) and best["best_trial"].iloc[0] >= 0:
             ax.scatter(
                 best["learning_rate"],
-                1 - best["momentum"],
+                1 - _momentum_of(best, optimizer),
                 marker="*",
                 s=180,
                 color="gold",
@@ -409,7 +434,7 @@ def metaparameter_figure(trials: pd.DataFrame, steps: pd.DataFrame, workload: st
         ax.set_ylim(*ylim)
         ax.set_title(f"batch size {batch_size}", fontsize=9)
         ax.set_xlabel("learning rate")
-        ax.set_ylabel("1 - momentum")
+        ax.set_ylabel(_momentum_label(optimizer))
     handles = [
         plt.Line2D(
             [],
@@ -427,7 +452,9 @@ def metaparameter_figure(trials: pd.DataFrame, steps: pd.DataFrame, workload: st
     if mappable is not None:
         figure.colorbar(mappable, ax=axes, shrink=0.8, label="steps to result")
     figure.suptitle(
-        f"{workload}, {optimizer_label(optimizer)}: trials by outcome (grey: constant lr/(1-momentum))", fontsize=10
+        f"{workload}, {optimizer_label(optimizer)}: trials by outcome"
+        + (" (grey: constant lr/(1-momentum))" if contours else ""),
+        fontsize=10,
     )
     save(figure, path)
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from batch_science.analysis.fit import FIT_KEYS
 from batch_science.io import atomic_write, read_parquet_metadata
+from batch_science.trials import OWN_METAPARAMETER_KEYS
 
 STYLE = """<style>
 body { font-family: sans-serif; font-size: 13px; margin: 1em; }
@@ -53,6 +54,10 @@ METAPARAMETER_COLUMNS = {
     "decay_steps": "decay steps",
     "end_factor": "end factor",
     "label_smoothing": "label smoothing",
+    # Adam's own (trials.OWN_METAPARAMETER_KEYS), shown only when a study has them.
+    "beta1": "Adam beta1",
+    "beta2": "Adam beta2",
+    "epsilon": "Adam epsilon",
 }
 # (fits.csv column, readable name); each has _lo/_hi columns, boundaries also a _constraint column.
 FIT_QUANTITIES = [
@@ -128,8 +133,10 @@ def write_report_tables(
         "The first evaluation past the goal overestimates the crossing by less than one evaluation interval; "
         "the interpolated value estimates it inside that interval.",
     )
+    metaparameters = steps.reindex(columns=list(METAPARAMETER_COLUMNS))
+    unused = [column for column in OWN_METAPARAMETER_KEYS if metaparameters[column].isna().all()]
     write_html_table(
-        steps.reindex(columns=list(METAPARAMETER_COLUMNS)).rename(columns=METAPARAMETER_COLUMNS),
+        metaparameters.drop(columns=unused).rename(columns=METAPARAMETER_COLUMNS),
         output["metaparameters"],
         "Best metaparameters per study (the trial that reached the goal first)",
     )

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from batch_science.tables import STEPS_TO_RESULT_COLUMNS, STUDY_KEYS
-from batch_science.trials import DIRECTIONS, INFEASIBLE, Target
+from batch_science.trials import DIRECTIONS, INFEASIBLE, OWN_METAPARAMETER_KEYS, Target
 
 
 def trial_steps_to_result(curve: pd.DataFrame, metric: str, target_value: float, direction: str = "minimize") -> float:
@@ -87,6 +87,7 @@ def best_trials(trials: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
         "decay_steps",
         "end_factor",
         "label_smoothing",
+        *(column for column in OWN_METAPARAMETER_KEYS if column in trials),
     ]
     best = counts.merge(winners[[*keys, *winner_columns]], on=keys, how="left")
     best["best_trial"] = best["best_trial"].fillna(-1).astype(int)

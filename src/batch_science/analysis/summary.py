@@ -14,6 +14,7 @@ from batch_science.analysis.figures import optimizer_label
 from batch_science.analysis.fit import MIN_BATCH_SIZES
 from batch_science.analysis.report import fit_for, interval, number, page
 from batch_science.io import atomic_write
+from batch_science.trials import MOMENTUM_KEYS
 
 BOUND_WORDS = {
     "constrained": "",
@@ -121,7 +122,14 @@ def workload_paragraph(
         )
     lr_slope = log2_slope(reached["batch_size"], reached["learning_rate"])
     eff_slope = log2_slope(reached["batch_size"], reached["effective_learning_rate"])
-    if np.isfinite(lr_slope):
+    if np.isfinite(lr_slope) and MOMENTUM_KEYS.get(optimizer, "momentum") != "momentum":
+        # Adam: its effective learning rate is its learning rate; its momentum's part is beta1.
+        key = MOMENTUM_KEYS[optimizer]
+        lines.append(
+            f"The best learning rate grew as B^{number(lr_slope, 2)} (linear scaling: B^1, square-root scaling: "
+            f"B^0.5) and the best 1 - {key} as B^{number(log2_slope(reached['batch_size'], 1 - reached[key]), 2)}."
+        )
+    elif np.isfinite(lr_slope):
         lines.append(
             f"The best learning rate grew as B^{number(lr_slope, 2)} and the best effective learning rate "
             "lr/(1-momentum) as "

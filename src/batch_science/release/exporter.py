@@ -141,6 +141,12 @@ def write_release(
     missing = [c for c in TRIAL_COLUMNS if c not in trials.columns and c != "study"]
     if missing:
         raise ReleaseError(f"trials table: missing column(s) {', '.join(missing)}")
+    unreleased = sorted(o for o in trials["optimizer"].unique() if OPTIMIZER_NAMES.get(o) is None)
+    if unreleased:
+        raise ReleaseError(
+            f"trials table: optimizer {', '.join(unreleased)} has no name in the paper's release layout (its studies "
+            "and parameters are sgd, momentum and nesterov_momentum only); export the other optimizers' trials"
+        )
     curves_by_trial = {key: frame for key, frame in curves.groupby(CURVE_KEYS)}
     written = []
     for key, folder in _study_folders(trials).items():

@@ -1,8 +1,9 @@
 """Mid-trial checkpoints: a tune job killed part-way through a trial resumes it where it stopped.
 
 Each in-flight trial has a folder beside its partial file, `trial_00007.checkpoint/`, with one
-folder per save, `step_000001200/`: a tf.train.Checkpoint of the trial's tensors (weights,
-velocity, alive flag, divergence limit, step) and, written last and atomically, `state.json` with
+folder per save, `step_000001200/`: a tf.train.Checkpoint of the trial's tensors (weights, its
+optimizer's state by slot name, e.g. Adam's two moment estimates, alive flag, divergence limit,
+step: Adam's bias correction counts it) and, written last and atomically, `state.json` with
 the trial's fingerprint and its outcome so far (curve rows, status, best metric and step). A save
 is complete once its state.json exists; only then are older saves removed. A folder without one
 was cut short (SIGKILL, node loss) and is removed; one that does not restore is ignored with a
@@ -27,10 +28,12 @@ STATE_FILE = "state.json"
 TENSORS_PREFIX = "tensors"
 
 
-def _tensors(tf, weights, velocity, alive, loss_limit, step, dtype):
+def _tensors(tf, weights, optimizer_state, alive, loss_limit, step, dtype):
     return tf.train.Checkpoint(
         weights=[tf.Variable(w, dtype=dtype) for w in weights],
-        velocity=[tf.Variable(v, dtype=dtype) for v in velocity],
+        optimizer_state={
+            name: [tf.Variable(v, dtype=dtype) for v in values] for name, values in optimizer_state.items()
+        },
         alive=tf.Variable(alive, dtype=tf.bool),
         loss_limit=tf.Variable(loss_limit, dtype=tf.float64),
         step=tf.Variable(step, dtype=tf.int64),
@@ -48,7 +51,7 @@ def save(folder: Path, state: TrialState, fingerprint: str) -> None:
     target.mkdir(parents=True)
     fsync(folder)
     _tensors(
-        tf, state.weights, state.velocity, state.alive, state.loss_limit, state.step, state.weights[0].dtype
+        tf, state.weights, state.optimizer_state, state.alive, state.loss_limit, state.step, state.weights[0].dtype
     ).write(str(target / TENSORS_PREFIX))
     for path in target.iterdir():
         fsync(path)
@@ -67,10 +70,13 @@ def save(folder: Path, state: TrialState, fingerprint: str) -> None:
             shutil.rmtree(older, ignore_errors=True)
 
 
-def load(folder: Path, fingerprint: str, like_weights: list[np.ndarray], dtype) -> TrialState | None:
+def load(
+    folder: Path, fingerprint: str, like_weights: list[np.ndarray], dtype, state_slots: tuple[str, ...]
+) -> TrialState | None:
     """The newest complete save in `folder` made with these settings, or None.
 
-    `like_weights` gives the shapes of a trial's weights, `dtype` their TensorFlow type. Saves cut
+    `like_weights` gives the shapes of a trial's weights, `dtype` their TensorFlow type,
+    `state_slots` the names of its optimizer's state (optimizers.STATE). Saves cut
     short, made with other settings or unreadable are removed, each with a log line.
     """
     import tensorflow as tf
@@ -86,7 +92,7 @@ def load(folder: Path, fingerprint: str, like_weights: list[np.ndarray], dtype) 
                     log.warning("%s: made with other settings, ignoring it", save_dir)
                 else:
                     zeros = [np.zeros(w.shape) for w in like_weights]
-                    tensors = _tensors(tf, zeros, zeros, False, 0.0, 0, dtype)
+                    tensors = _tensors(tf, zeros, dict.fromkeys(state_slots, zeros), False, 0.0, 0, dtype)
                     tensors.read(str(save_dir / TENSORS_PREFIX)).assert_consumed()
                     if int(tensors.step.numpy()) != record["step"]:
                         raise ValueError(
@@ -96,7 +102,7 @@ def load(folder: Path, fingerprint: str, like_weights: list[np.ndarray], dtype) 
                         TrialOutcome(trial={}, **record["outcome"]),
                         record["step"],
                         [w.numpy() for w in tensors.weights],
-                        [v.numpy() for v in tensors.velocity],
+                        {name: [v.numpy() for v in values] for name, values in tensors.optimizer_state.items()},
                         bool(tensors.alive.numpy()),
                         float(tensors.loss_limit.numpy()),
                     )

@@ -6,7 +6,7 @@ Data parallelism changes where a step is computed, not what it computes: step s 
 global batch as the one-device engine (the engine's counter-based batch indices of the trial's
 seed), each of the N replicas takes a contiguous 1/N of it, computes the mean loss gradient of its
 slice, and the all-reduced mean over replicas is the gradient of the whole batch. The update
-(learning-rate schedule, momentum, Nesterov) and the evaluation are the engine's. So a trial gives
+(learning-rate schedule, momentum, Nesterov, Adam) and the evaluation are the engine's. So a trial gives
 the same curve and steps to result on N devices as on one, up to floating-point summation order.
 
 The multi-trial engine (engine.py) stays the fast path for the many small trials of a study; this
@@ -25,9 +25,9 @@ import numpy as np
 
 from batch_science.training.device import use_logical_cpus
 from batch_science.training.engine import Engine, batch_indices, per_trial
-from batch_science.training.optimizers import learning_rate_at, update
+from batch_science.training.optimizers import step_scalars, update_weights, zero_state
 from batch_science.training.runner import Progress
-from batch_science.trials import METAPARAMETERS, Target, TrialOutcome, observe
+from batch_science.trials import Target, TrialOutcome, metaparameter_keys, observe
 
 
 def strategy_for(devices: list[str] | None = None, across_slurm_nodes: bool = False, port: int = 8888):
@@ -99,7 +99,7 @@ class DataParallelTrial:
         if engine.batch_size % self.replicas:
             raise ValueError(f"batch size {engine.batch_size}: not divisible by the {self.replicas} replicas")
 
-    def _make_step(self, weights, velocity, hyper):
+    def _make_step(self, weights, state, hyper):
         tf, engine, strategy = self.tf, self.engine, self.strategy
         n_examples = engine.x_train.shape[0]
         per_replica = engine.batch_size // self.replicas
@@ -125,15 +125,14 @@ class DataParallelTrial:
             grads, loss = strategy.run(replica_gradients, args=(step,))
             grads = [strategy.experimental_local_results(g)[0] for g in grads]
             loss = strategy.experimental_local_results(loss)[0]
-            rate = learning_rate_at(
-                tf.cast(step, engine.dtype), hyper["learning_rate"], hyper["decay_steps"], hyper["end_factor"], tf
-            )
             alive = tf.reduce_all(tf.math.is_finite(loss) & (loss < hyper["loss_limit"]))
-            for w, v, g in zip(weights, velocity, grads):
-                lr, m = (per_trial(tf, t, w) for t in (rate, hyper["momentum"]))
-                w_next, v_next = update(engine.optimizer, w, v, g, lr, m)
-                v.assign(tf.where(alive, v_next, v))
-                w.assign(tf.where(alive, w_next, w))
+            scalars = step_scalars(engine.optimizer, hyper, tf.cast(step, engine.dtype), xp=tf)
+            new_weights, new_state = update_weights(
+                engine.optimizer, weights, state, grads, scalars, lambda value, w: per_trial(tf, value, w), tf
+            )
+            for variables, values in [(weights, new_weights), *((state[name], new_state[name]) for name in state)]:
+                for variable, value in zip(variables, values):
+                    variable.assign(tf.where(alive, value, variable))
             return loss, alive
 
         return tf.function(train_step)
@@ -178,14 +177,14 @@ class DataParallelTrial:
             tf.constant(w[None], engine.dtype)
             for w in engine.model.init(trial["seed"], engine.input_shape, engine.num_classes)
         ]
-        hyper = {key: tf.constant([float(trial[key])], engine.dtype) for key in METAPARAMETERS}
+        hyper = {key: tf.constant([float(trial[key])], engine.dtype) for key in metaparameter_keys(engine.optimizer)}
         hyper["seed"] = tf.constant([trial["seed"]], tf.int64)
         with self.strategy.scope():
             weights = [tf.Variable(w) for w in initial]
-            velocity = [tf.Variable(tf.zeros_like(w)) for w in initial]
+            state = zero_state(engine.optimizer, initial, lambda w: tf.Variable(tf.zeros_like(w)))
         initial_loss, _ = engine.evaluate([w.read_value() for w in weights])
         hyper["loss_limit"] = engine.divergence_limit(divergence_factor, initial_loss)
-        train_step = self._make_step(weights, velocity, hyper)
+        train_step = self._make_step(weights, state, hyper)
 
         budget, eval_every = trial["step_budget"], trial["eval_every"]
         outcome = TrialOutcome(trial)

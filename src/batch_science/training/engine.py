@@ -33,7 +33,7 @@ from collections.abc import Callable
 import numpy as np
 
 from batch_science.training.device import core_cache_bytes
-from batch_science.training.optimizers import check_optimizer, learning_rate_at, update
+from batch_science.training.optimizers import STATE, check_optimizer, step_scalars, update_weights
 from batch_science.training.runner import MAX_INTERVALS_PER_CALL, Progress, SlotRunner
 from batch_science.trials import Target, TrialOutcome, TrialState, strictly_better
 
@@ -85,7 +85,7 @@ def auto_group_size(
     work, memory, and on a CPU cache.
 
     `flops_per_example` is the forward pass; `bytes_per_trial` what one slot holds (weights,
-    velocity, gradients, activations of a batch); `max_trials_per_graph` the model's own limit;
+    optimizer state, gradients, activations of a batch); `max_trials_per_graph` the model's own limit;
     `cache_bytes` the cache of the core that runs the graph (None on an accelerator).
     """
     group = AUTO_GROUP_FLOPS // max(1, 3 * flops_per_example * batch_size)
@@ -239,7 +239,7 @@ class Engine:
             (1 - smoothing) * true_class + smoothing * uniform, axis=list(range(1, len(true_class.shape)))
         )  # [trials]
 
-    def intervals_graph(self, weights, velocity, alive, loss_limit, hyper, steps, fresh, done, stop, n_intervals):
+    def intervals_graph(self, weights, state, alive, loss_limit, hyper, steps, fresh, done, stop, n_intervals):
         """Up to `n_intervals` evaluation intervals of every slot, each closed by its validation metrics.
 
         Slot r trains min(eval_every, budget - step) steps per interval from steps[r], then every
@@ -259,10 +259,10 @@ class Engine:
         n_slots = steps.shape[0]
         zeros = tf.zeros([n_slots], self.dtype)
 
-        def interval_fn(k, weights, velocity, alive, loss_limit, steps, fresh, done, records, record_steps):
+        def interval_fn(k, weights, state, alive, loss_limit, steps, fresh, done, records, record_steps):
             n_steps = self.steps_this_interval_graph(hyper, steps, fresh, done)
-            weights, velocity, alive, loss_sum, loss_count = self.train_steps_graph(
-                weights, velocity, alive, loss_limit, hyper, steps, n_steps, zeros, zeros
+            weights, state, alive, loss_sum, loss_count = self.train_steps_graph(
+                weights, state, alive, loss_limit, hyper, steps, n_steps, zeros, zeros
             )
             steps = steps + n_steps
             alive, loss_limit, done, metrics, steps_and_alive = self.close_interval_graph(
@@ -270,16 +270,16 @@ class Engine:
             )
             records = tf.tensor_scatter_nd_update(records, [[k]], metrics[None])
             record_steps = tf.tensor_scatter_nd_update(record_steps, [[k]], steps_and_alive[None])
-            return k + 1, weights, velocity, alive, loss_limit, steps, tf.zeros_like(fresh), done, records, record_steps
+            return k + 1, weights, state, alive, loss_limit, steps, tf.zeros_like(fresh), done, records, record_steps
 
         records = tf.zeros([MAX_INTERVALS_PER_CALL, 3, n_slots], self.dtype)
         record_steps = tf.fill([MAX_INTERVALS_PER_CALL, 2, n_slots], -1)
-        _, weights, velocity, alive, loss_limit, steps, _, done, records, record_steps = tf.while_loop(
+        _, weights, state, alive, loss_limit, steps, _, done, records, record_steps = tf.while_loop(
             lambda k, *state: (k < n_intervals) & ~tf.reduce_all(state[6]),
             interval_fn,
-            [tf.constant(0), weights, velocity, alive, loss_limit, steps, fresh, done, records, record_steps],
+            [tf.constant(0), weights, state, alive, loss_limit, steps, fresh, done, records, record_steps],
         )
-        return weights, velocity, alive, loss_limit, records, record_steps
+        return weights, state, alive, loss_limit, records, record_steps
 
     def steps_this_interval_graph(self, hyper, steps, fresh, done):
         """Steps each slot trains in its next interval: none when done or fresh (step-0 evaluation)."""
@@ -287,7 +287,7 @@ class Engine:
         return tf.where(done | fresh, 0, tf.minimum(hyper["eval_every"], hyper["budget"] - steps))
 
     def train_steps_graph(
-        self, weights, velocity, alive, loss_limit, hyper, steps, n_steps, loss_sum, loss_count, batches=None
+        self, weights, state, alive, loss_limit, hyper, steps, n_steps, loss_sum, loss_count, batches=None
     ):
         """Train slot r n_steps[r] steps from steps[r], adding its training losses to loss_sum and loss_count.
 
@@ -297,12 +297,9 @@ class Engine:
         """
         tf = self.tf
 
-        def step_fn(i, weights, velocity, alive, loss_sum, loss_count):
+        def step_fn(i, weights, state, alive, loss_sum, loss_count):
             step = steps + i
             active = alive & (i < n_steps)
-            rate = learning_rate_at(
-                tf.cast(step, self.dtype), hyper["learning_rate"], hyper["decay_steps"], hyper["end_factor"], tf
-            )
             if batches is None:
                 index = batch_indices(tf, hyper["seed"], step, self.batch_size, self.x_train.shape[0])
                 x, y = tf.gather(self.x_train, index), tf.gather(self.y_train, index)
@@ -319,27 +316,24 @@ class Engine:
             grads = tape.gradient(total, weights)
             alive = alive & tf.where(active, tf.math.is_finite(loss) & (loss < loss_limit), True)
             keep = active & alive
-            # A slot that does not train this step keeps its state through its per-trial
-            # scalars, not a per-weight select: its gradient is zero (its loss is left out of
-            # `total`), a zero learning rate keeps its weights and a momentum of one its
-            # velocity. A diverged slot's weights may turn NaN; it is finished and never read.
-            rate = tf.where(keep, rate, tf.zeros_like(rate))
-            momentum = tf.where(keep, hyper["momentum"], tf.ones_like(rate))
-            updated = [
-                update(self.optimizer, w, v, g, per_trial(tf, rate, w), per_trial(tf, momentum, w))
-                for w, v, g in zip(weights, velocity, grads)
-            ]
-            new_weights, new_velocity = [w for w, _ in updated], [v for _, v in updated]
+            # A slot that does not train this step keeps its weights and optimizer state through its
+            # per-trial scalars (optimizers.step_scalars), not a per-weight select: its gradient is
+            # zero (its loss is left out of `total`). A diverged slot's weights may turn NaN; it is
+            # finished and never read.
+            scalars = step_scalars(self.optimizer, hyper, tf.cast(step, self.dtype), keep, tf)
+            new_weights, new_state = update_weights(
+                self.optimizer, weights, state, grads, scalars, lambda value, w: per_trial(tf, value, w), tf
+            )
             loss_sum = loss_sum + tf.where(keep, loss, tf.zeros_like(loss))
             loss_count = loss_count + tf.cast(keep, self.dtype)
-            return i + 1, new_weights, new_velocity, alive, loss_sum, loss_count
+            return i + 1, new_weights, new_state, alive, loss_sum, loss_count
 
-        _, weights, velocity, alive, loss_sum, loss_count = tf.while_loop(
+        _, weights, state, alive, loss_sum, loss_count = tf.while_loop(
             lambda i, *_: i < tf.reduce_max(n_steps),
             step_fn,
-            [tf.constant(0), weights, velocity, alive, loss_sum, loss_count],
+            [tf.constant(0), weights, state, alive, loss_sum, loss_count],
         )
-        return weights, velocity, alive, loss_sum, loss_count
+        return weights, state, alive, loss_sum, loss_count
 
     def divergence_limit(self, divergence_factor, initial_val_ce):
         """The training loss beyond which a trial has diverged: `divergence_factor` times its step-0
@@ -432,8 +426,10 @@ class Engine:
         flops = self.model.flops_per_example(self.input_shape, self.num_classes)
         n_params = sum(int(np.prod(w.shape)) for w in self.model.init(0, self.input_shape, self.num_classes))
         itemsize = 8 if self.dtype == self.tf.float64 else 4
-        # Weights, velocity and gradient, plus activations (bounded by ~one value per FLOP / fan-in).
-        bytes_per_trial = itemsize * (3 * n_params + self.batch_size * max(1, flops // 50))
+        # Weights, gradient and optimizer state, plus activations (bounded by ~one value per FLOP / fan-in).
+        bytes_per_trial = itemsize * (
+            (2 + len(STATE[self.optimizer])) * n_params + self.batch_size * max(1, flops // 50)
+        )
         on_cpu = not self.tf.config.list_logical_devices("GPU")
         return auto_group_size(
             flops,

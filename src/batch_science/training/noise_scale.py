@@ -24,7 +24,8 @@ import pandas as pd
 
 from batch_science.config import is_nqm, workload_setting
 from batch_science.training.device import configure_tensorflow
-from batch_science.training.optimizers import update
+from batch_science.training.optimizers import step_scalars, update_weights, zero_state
+from batch_science.trials import MOMENTUM_KEYS, MOMENTUM_OPTIMIZERS, OWN_METAPARAMETERS
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,14 @@ def measure_nqm(workload: str, spec: dict, settings: dict) -> pd.DataFrame:
 
     quadratic = quadratic_from_config(spec)
     h = quadratic.curvature
-    recursion = MomentRecursion(quadratic, settings["optimizer"], settings["big_batch"], [settings["momentum"]])
+    optimizer = settings["optimizer"]
+    recursion = MomentRecursion(
+        quadratic,
+        optimizer,
+        settings["big_batch"],
+        [settings[MOMENTUM_KEYS[optimizer]]],
+        spec.get("preconditioner_power", 0.0),
+    )
     rows = []
     for step in range(settings["steps"] + 1):
         if step % settings["eval_every"] == 0 or step == settings["steps"]:
@@ -140,12 +148,28 @@ def measure(config: dict, workload: str, threads: int = 1) -> pd.DataFrame:
     return _measure_tf(workload, spec, settings, config["data_dir"], config["seed"], threads, config.get("config_dir"))
 
 
-def make_train_step(model, chunks: int, optimizer: str, rate: float, momentum: float):
-    """Compiled step: update on the big batch x [chunks, small, ...]; return the squared norms too."""
+def run_metaparameters(settings: dict) -> dict:
+    """The run's metaparameters as a trial's (constant learning rate): its optimizer's own from the
+    noise_scale block, momentum 0 for sgd and adam."""
+    optimizer = settings["optimizer"]
+    momentum = settings["momentum"] if optimizer in MOMENTUM_OPTIMIZERS else 0.0
+    own = {key: settings[key] for key in OWN_METAPARAMETERS.get(optimizer, ())}
+    return {
+        "learning_rate": settings["learning_rate"],
+        "momentum": momentum,
+        "decay_steps": 0.0,
+        "end_factor": 1.0,
+        **own,
+    }
+
+
+def make_train_step(model, chunks: int, optimizer: str, metaparameters: dict):
+    """Compiled step: update on the big batch x [chunks, small, ...] at `step` (`metaparameters` as
+    run_metaparameters gives them); return the squared norms too."""
     import tensorflow as tf
 
     @tf.function(jit_compile=True)
-    def train_step(weights, velocity, x, y):
+    def train_step(weights, state, step, x, y):
         tiled = [tf.repeat(w, chunks, axis=0) for w in weights]  # one copy per chunk: per-chunk gradients
         with tf.GradientTape() as tape:
             tape.watch(tiled)
@@ -161,8 +185,10 @@ def make_train_step(model, chunks: int, optimizer: str, rate: float, momentum: f
         )
         big_grads = [tf.reduce_mean(g, axis=0, keepdims=True) for g in grads]
         norm_sq_big = tf.add_n([tf.reduce_sum(g * g) for g in big_grads])
-        updated = [update(optimizer, w, v, g, rate, momentum) for w, v, g in zip(weights, velocity, big_grads)]
-        return [w for w, _ in updated], [v for _, v in updated], tf.reduce_mean(chunk_loss), norm_sq_small, norm_sq_big
+        hyper = {key: tf.constant(value, weights[0].dtype) for key, value in metaparameters.items()}
+        scalars = step_scalars(optimizer, hyper, tf.cast(step, weights[0].dtype), xp=tf)
+        weights, state = update_weights(optimizer, weights, state, big_grads, scalars, xp=tf)
+        return weights, state, tf.reduce_mean(chunk_loss), norm_sq_small, norm_sq_big
 
     return train_step
 
@@ -186,15 +212,13 @@ def _measure_tf(
     model = get_model(spec["model"], config_dir)
     small, big = settings["small_batch"], settings["big_batch"]
     chunks = big // small
-    optimizer, rate, momentum = settings["optimizer"], settings["learning_rate"], settings["momentum"]
-    if optimizer == "sgd":
-        momentum = 0.0
+    optimizer = settings["optimizer"]
     weights = [tf.constant(w[None], tf.float32) for w in model.init(seed, arrays.x_train.shape[1:], arrays.num_classes)]
-    velocity = [tf.zeros_like(w) for w in weights]
+    state = zero_state(optimizer, weights, tf.zeros_like)
     x_validation = tf.constant(arrays.x_validation, tf.float32)
     y_validation = tf.constant(arrays.y_validation, tf.int32)
 
-    train_step = make_train_step(model, chunks, optimizer, rate, momentum)
+    train_step = make_train_step(model, chunks, optimizer, run_metaparameters(settings))
 
     @tf.function(jit_compile=True)
     def evaluate(weights):
@@ -216,7 +240,7 @@ def _measure_tf(
         index = rng.integers(0, n_examples, big)  # with replacement, as the engine samples
         x = arrays.x_train[index].reshape(chunks, small, *input_shape).astype(np.float32)
         y = arrays.y_train[index].reshape(chunks, small)
-        weights, velocity, loss, norm_small, norm_big = train_step(weights, velocity, x, y)
+        weights, state, loss, norm_small, norm_big = train_step(weights, state, tf.constant(step), x, y)
         raw_small[step], raw_big[step], train_loss[step] = float(norm_small), float(norm_big), float(loss)
         if not math.isfinite(train_loss[step]):
             raise ValueError(f"noise_scale run of {workload} diverged at step {step}: lower noise_scale.learning_rate")

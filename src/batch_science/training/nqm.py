@@ -8,6 +8,12 @@ The optimizers are training/optimizers.py's, in its parametrisation (velocity ac
     sgd:       theta' = theta - a g
     momentum:  v' = b v + g,  theta' = theta - a v'
     nesterov:  v' = b v + g,  theta' = theta - a (g + b v')
+and Adam as Zhang et al. (2019) model a preconditioned optimizer: its bias-corrected first moment
+(an exponential average of gradients with coefficient b = beta1) with the gradient preconditioned
+by H^-p instead of divided by the root of its second moment (p = nqm.preconditioner_power; 0.5
+reads Adam's square root; beta2 and epsilon have no part). With v = m / (1 - b) that is heavy-ball
+momentum at a per-coordinate rate:
+    adam:      v' = b v + g,  theta' = theta - a (1 - b) / (1 - b^t) h^-p v'   (t-th step)
 Per coordinate each is linear, (theta, v)' = M (theta, v) + n xi, so the second moments
 P = [[E theta^2, E theta v], [E theta v, E v^2]] follow P' = M P M^T + (c_i / B) n n^T exactly, and the
 expected loss is 1/2 sum_i h_i E theta_i^2. Every function is vectorised over coordinates and over
@@ -22,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from batch_science.training.optimizers import check_optimizer, learning_rate_at
-from batch_science.trials import Target, TrialOutcome, observe
+from batch_science.trials import MOMENTUM_KEYS, Target, TrialOutcome, observe
 
 
 @dataclass(frozen=True)
@@ -52,9 +58,12 @@ def quadratic_from_config(spec: dict) -> Quadratic:
 
 
 class MomentRecursion:
-    """Exact second moments of (theta, v) for a set of points, one row per point."""
+    """Exact second moments of (theta, v) for a set of points, one row per point.
 
-    def __init__(self, quadratic: Quadratic, optimizer: str, batch_size: float, momentum):
+    `momentum` is each point's momentum (Adam: beta1, trials.MOMENTUM_KEYS); `preconditioner_power`
+    the p of Adam's H^-p (adam only)."""
+
+    def __init__(self, quadratic: Quadratic, optimizer: str, batch_size: float, momentum, preconditioner_power=0.0):
         self.optimizer = check_optimizer(optimizer)
         self.h = quadratic.curvature[None, :]
         # Deterministic gradients are batch size infinity: no noise.
@@ -66,11 +75,13 @@ class MomentRecursion:
         self.theta2 = np.ones((n_points, quadratic.dimension))  # theta_0 ~ N(0, I)
         self.cross = np.zeros_like(self.theta2)
         self.v2 = np.zeros_like(self.theta2)
+        self.preconditioned = self.h ** -float(preconditioner_power) if optimizer == "adam" else None
+        self.steps = np.zeros(n_points)  # steps made by each point: Adam's bias correction
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop the points that are done (their rows), so later steps cost less."""
         self.theta2, self.cross, self.v2 = self.theta2[mask], self.cross[mask], self.v2[mask]
-        self.momentum = self.momentum[mask]
+        self.momentum, self.steps = self.momentum[mask], self.steps[mask]
 
     def loss(self) -> np.ndarray:
         return 0.5 * (self.theta2 * self.h).sum(axis=1)
@@ -79,6 +90,8 @@ class MomentRecursion:
         """One step at learning rates `rate` [points]; rows where `frozen` is true stay as they are."""
         a = np.asarray(rate, dtype=float)[:, None]
         b = self.momentum[:, None]
+        if self.preconditioned is not None:  # Adam: heavy ball at a bias-corrected, preconditioned rate
+            a = a * (1 - b) / (1 - b ** (self.steps[:, None] + 1)) * self.preconditioned
         x = a * self.h
         if self.optimizer == "nesterov":
             m00, m01, n0 = 1 - x * (1 + b), -a * b * b, -a * (1 + b)
@@ -93,15 +106,22 @@ class MomentRecursion:
             stay = frozen[:, None]
             theta2, cross, v2 = np.where(stay, t, theta2), np.where(stay, c, cross), np.where(stay, v, v2)
         self.theta2, self.cross, self.v2 = theta2, cross, v2
+        self.steps = self.steps + (1 if frozen is None else ~frozen)
 
 
 def expected_loss_curve(
-    quadratic: Quadratic, optimizer: str, batch_size: float, learning_rate, momentum=0.0, steps: int = 100
+    quadratic: Quadratic,
+    optimizer: str,
+    batch_size: float,
+    learning_rate,
+    momentum=0.0,
+    steps: int = 100,
+    preconditioner_power: float = 0.0,
 ) -> np.ndarray:
     """Expected loss at steps 0..steps, shape [steps + 1, points], at constant learning rates."""
     learning_rate = np.atleast_1d(np.asarray(learning_rate, dtype=float))
     momentum = np.broadcast_to(np.asarray(momentum, dtype=float), learning_rate.shape)
-    recursion = MomentRecursion(quadratic, optimizer, batch_size, momentum)
+    recursion = MomentRecursion(quadratic, optimizer, batch_size, momentum, preconditioner_power)
     losses = [recursion.loss()]
     for _ in range(steps):
         recursion.step(learning_rate)
@@ -119,6 +139,7 @@ def steps_to_target(
     max_steps: int,
     divergence_factor: float = 100.0,
     first_only: bool = False,
+    preconditioner_power: float = 0.0,
 ) -> np.ndarray:
     """First step whose expected loss is strictly below target, per point (inf if never or diverged).
 
@@ -128,7 +149,7 @@ def steps_to_target(
     learning_rate = np.atleast_1d(np.asarray(learning_rate, dtype=float))
     momentum = np.broadcast_to(np.asarray(momentum, dtype=float), learning_rate.shape).copy()
     result = np.full(len(learning_rate), np.inf)
-    recursion = MomentRecursion(quadratic, optimizer, batch_size, momentum)
+    recursion = MomentRecursion(quadratic, optimizer, batch_size, momentum, preconditioner_power)
     active = np.arange(len(learning_rate))  # original index of each row still running
     rates = learning_rate.copy()
     limit = divergence_factor * quadratic.initial_loss
@@ -156,14 +177,24 @@ def tuned_steps_to_target(
     learning_rates,
     momenta=(0.0,),
     max_steps: int = 100_000,
+    preconditioner_power: float = 0.0,
 ) -> dict:
-    """Fewest steps to target over a grid of constant learning rates (and momenta) at one batch size."""
+    """Fewest steps to target over a grid of constant learning rates (and momenta, Adam: beta1) at one
+    batch size."""
     lr_grid, momentum_grid = np.meshgrid(
         np.asarray(learning_rates, float), np.asarray(momenta, float) if optimizer != "sgd" else [0.0]
     )
     lr_grid, momentum_grid = lr_grid.ravel(), momentum_grid.ravel()
     steps = steps_to_target(
-        quadratic, optimizer, batch_size, lr_grid, momentum_grid, target_loss, max_steps, first_only=True
+        quadratic,
+        optimizer,
+        batch_size,
+        lr_grid,
+        momentum_grid,
+        target_loss,
+        max_steps,
+        first_only=True,
+        preconditioner_power=preconditioner_power,
     )
     best = int(np.argmin(steps))
     return {"steps": float(steps[best]), "learning_rate": float(lr_grid[best]), "momentum": float(momentum_grid[best])}
@@ -191,11 +222,9 @@ def run_trials(
         raise ValueError(f"NQM target metric '{target.metric}': the NQM measures its expected loss, use cross_entropy")
     quadratic = quadratic_from_config(spec)
     budget, eval_every = trials[0]["step_budget"], trials[0]["eval_every"]
-    columns = {
-        key: np.array([float(t[key]) for t in trials])
-        for key in ("learning_rate", "momentum", "decay_steps", "end_factor")
-    }
-    recursion = MomentRecursion(quadratic, optimizer, batch_size, columns["momentum"])
+    columns = {key: np.array([float(t[key]) for t in trials]) for key in ("learning_rate", "decay_steps", "end_factor")}
+    momentum = [float(t[MOMENTUM_KEYS[optimizer]]) for t in trials]
+    recursion = MomentRecursion(quadratic, optimizer, batch_size, momentum, spec.get("preconditioner_power", 0.0))
     limit = divergence_factor * quadratic.initial_loss
     outcomes = [TrialOutcome(t) for t in trials]
     rows = np.arange(len(trials))  # row of the recursion -> index into outcomes

@@ -17,7 +17,17 @@ from dataclasses import replace
 
 import numpy as np
 
-from batch_science.trials import INFEASIBLE, METAPARAMETERS, REACHED, STATUSES, TrialOutcome, TrialState, observe
+from batch_science.training.optimizers import zero_state
+from batch_science.trials import (
+    INFEASIBLE,
+    METAPARAMETERS,
+    OWN_METAPARAMETERS,
+    REACHED,
+    STATUSES,
+    TrialOutcome,
+    TrialState,
+    observe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +45,8 @@ SHRINK_WORTH_FLOPS = 5e10
 CALL_FLOPS = 2**34
 # Evaluations one call can hold (the static size of its per-interval metric buffers).
 MAX_INTERVALS_PER_CALL = 32
-# Per-slot scalars of a compiled call: the trial's metaparameters and its divergence factor.
+# Per-slot scalars of a compiled call: the trial's metaparameters and its divergence factor; a
+# trial of an optimizer with metaparameters of its own (trials.OWN_METAPARAMETERS) adds those.
 HYPER_KEYS = (*METAPARAMETERS, "divergence_factor")
 
 
@@ -62,15 +73,16 @@ class SlotRunner:
         self.outcomes = [TrialOutcome(t) for t in trials]
         self.pending = deque(range(len(trials)))
         self.flops_per_trial_step = engine.training_flops_per_example() * engine.batch_size
+        self.hyper_keys = (*HYPER_KEYS, *OWN_METAPARAMETERS.get(engine.optimizer, ()))
 
     def run(self, n_slots: int) -> list[TrialOutcome]:
         tf, engine = self.tf, self.engine
         shapes = [(n_slots, *w.shape) for w in engine.model.init(0, engine.input_shape, engine.num_classes)]
         self.weights = [tf.zeros(s, engine.dtype) for s in shapes]
-        self.velocity = [tf.zeros(s, engine.dtype) for s in shapes]
+        self.state = zero_state(engine.optimizer, self.weights, tf.zeros_like)  # optimizers.STATE: slot -> per weight
         self.alive = tf.zeros([n_slots], tf.bool)
         self.loss_limit = tf.zeros([n_slots], engine.dtype)
-        self.hyper = {key: np.zeros(n_slots) for key in HYPER_KEYS}
+        self.hyper = {key: np.zeros(n_slots) for key in self.hyper_keys}
         self.hyper["seed"] = np.zeros(n_slots, np.int64)
         self.hyper["eval_every"] = np.zeros(n_slots, np.int32)
         self.hyper["budget"] = np.zeros(n_slots, np.int32)
@@ -86,13 +98,15 @@ class SlotRunner:
             "goal_sign": tf.constant(self.target.sign, tf.float64),
         }
         while any(s is not None for s in self.slots):
-            hyper = {key: tf.constant(value, engine.dtype) for key, value in self.hyper.items() if key in HYPER_KEYS}
+            hyper = {
+                key: tf.constant(value, engine.dtype) for key, value in self.hyper.items() if key in self.hyper_keys
+            }
             hyper.update({key: tf.constant(self.hyper[key]) for key in ("seed", "eval_every", "budget")})
             hyper.update(goal)
             started = time.perf_counter()
             results = engine.intervals(
                 self.weights,
-                self.velocity,
+                self.state,
                 self.alive,
                 self.loss_limit,
                 hyper,
@@ -102,7 +116,7 @@ class SlotRunner:
                 tf.constant(self.stop_at_target),
                 tf.constant(self._intervals_per_call()),
             )
-            self.weights, self.velocity, self.alive, self.loss_limit = results[:4]
+            self.weights, self.state, self.alive, self.loss_limit = results[:4]
             records, record_steps = results[4].numpy(), results[5].numpy()
             elapsed = time.perf_counter() - started
             first = len(self.slots) not in compiled_sizes
@@ -127,14 +141,14 @@ class SlotRunner:
             return []
         at = self.tf.constant(rows)
         weights = [self.tf.gather(w, at).numpy() for w in self.weights]
-        velocity = [self.tf.gather(v, at).numpy() for v in self.velocity]
+        state = {name: [self.tf.gather(v, at).numpy() for v in values] for name, values in self.state.items()}
         alive, loss_limit = self.alive.numpy(), self.loss_limit.numpy()
         return [
             TrialState(
                 self.outcomes[self.slots[row]],
                 int(self.steps[row]),
                 [w[i] for w in weights],
-                [v[i] for v in velocity],
+                {name: [v[i] for v in values] for name, values in state.items()},
                 bool(alive[row]),
                 float(loss_limit[row]),
             )
@@ -190,7 +204,7 @@ class SlotRunner:
                 self.progress.trial_finished(outcome)
 
     def _refill(self) -> None:
-        """Put pending trials into free slots: fresh weights from their own seeds and zero velocity,
+        """Put pending trials into free slots: fresh weights from their own seeds and zero optimizer state,
         or, for a trial in `self.resume`, its saved state and step (it skips the step-0 evaluation)."""
         tf, engine = self.tf, self.engine
         rows = [row for row, s in enumerate(self.slots) if s is None][: len(self.pending)]
@@ -206,7 +220,7 @@ class SlotRunner:
             if state:
                 resumed[row] = state
                 self.outcomes[index] = replace(state.outcome, trial=trial)
-            for key in HYPER_KEYS:
+            for key in self.hyper_keys:
                 self.hyper[key][row] = self.divergence_factor if key == "divergence_factor" else float(trial[key])
             self.hyper["seed"][row] = trial["seed"]
             self.hyper["eval_every"][row], self.hyper["budget"][row] = trial["eval_every"], trial["step_budget"]
@@ -216,8 +230,8 @@ class SlotRunner:
             else engine.model.init(self.trials[self.slots[row]]["seed"], engine.input_shape, engine.num_classes)
             for row in rows
         ]
-        velocities = [
-            resumed[row].velocity if row in resumed else [np.zeros_like(w) for w in weights]
+        states = [
+            resumed[row].optimizer_state if row in resumed else zero_state(engine.optimizer, weights, np.zeros_like)
             for row, weights in zip(rows, per_trial)
         ]
         at = tf.constant(rows)[:, None]
@@ -225,10 +239,13 @@ class SlotRunner:
             tf.tensor_scatter_nd_update(w, at, tf.constant(np.stack(new), engine.dtype))
             for w, new in zip(self.weights, zip(*per_trial))
         ]
-        self.velocity = [
-            tf.tensor_scatter_nd_update(v, at, tf.constant(np.stack(new), engine.dtype))
-            for v, new in zip(self.velocity, zip(*velocities))
-        ]
+        self.state = {
+            name: [
+                tf.tensor_scatter_nd_update(v, at, tf.constant(np.stack(new), engine.dtype))
+                for v, new in zip(values, zip(*(state[name] for state in states)))
+            ]
+            for name, values in self.state.items()
+        }
         if resumed:
             limits = tf.constant([state.loss_limit for state in resumed.values()], engine.dtype)
             self.loss_limit = tf.tensor_scatter_nd_update(self.loss_limit, tf.constant(list(resumed))[:, None], limits)
@@ -252,7 +269,7 @@ class SlotRunner:
         take = occupied + [row for row, s in enumerate(self.slots) if s is None][: size - len(occupied)]
         at = tf.constant(take)
         self.weights = [tf.gather(w, at) for w in self.weights]
-        self.velocity = [tf.gather(v, at) for v in self.velocity]
+        self.state = {name: [tf.gather(v, at) for v in values] for name, values in self.state.items()}
         self.alive = tf.gather(self.alive, at)
         self.loss_limit = tf.gather(self.loss_limit, at)
         self.hyper = {key: value[take] for key, value in self.hyper.items()}

@@ -78,7 +78,7 @@ class StreamingEngine(Engine):
                 )
             yield start, tf.constant(x), tf.constant(y)
 
-    def _streamed_intervals(self, weights, velocity, alive, loss_limit, hyper, steps, fresh, done, stop, n_intervals):
+    def _streamed_intervals(self, weights, state, alive, loss_limit, hyper, steps, fresh, done, stop, n_intervals):
         """Engine.intervals_graph's contract, one interval per call: its batches read on the host a
         chunk of steps at a time."""
         tf = self.tf
@@ -88,8 +88,8 @@ class StreamingEngine(Engine):
         loss_sum = loss_count = tf.zeros([len(seeds)], self.dtype)
         for start, x, y in self._timed(self._chunks(seeds, first_steps, n_steps_host, chunk)):
             n_chunk = tf.constant(np.clip(n_steps_host - start, 0, chunk).astype(np.int32))
-            weights, velocity, alive, loss_sum, loss_count = self.train_chunk(
-                weights, velocity, alive, loss_limit, hyper, steps + start, n_chunk, loss_sum, loss_count, (x, y)
+            weights, state, alive, loss_sum, loss_count = self.train_chunk(
+                weights, state, alive, loss_limit, hyper, steps + start, n_chunk, loss_sum, loss_count, (x, y)
             )
         alive, loss_limit, done, metrics, steps_and_alive = self.close_interval(
             alive,
@@ -106,7 +106,7 @@ class StreamingEngine(Engine):
         unused = MAX_INTERVALS_PER_CALL - 1
         records = tf.concat([metrics[None], tf.zeros([unused, *metrics.shape], metrics.dtype)], 0)
         record_steps = tf.concat([steps_and_alive[None], tf.fill([unused, *steps_and_alive.shape], -1)], 0)
-        return weights, velocity, alive, loss_limit, records, record_steps
+        return weights, state, alive, loss_limit, records, record_steps
 
     def _streamed_evaluate(self, weights):
         """As Engine.evaluate_graph, the validation set read in batches of eval_batch_size; batch-norm models

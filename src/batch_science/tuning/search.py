@@ -12,8 +12,18 @@ import numpy as np
 from scipy.stats import qmc
 
 from batch_science.config import Study, config_hash, dataset_name, model_name, search_space, stable_seed, steps_for
+from batch_science.trials import MOMENTUM_OPTIMIZERS, OWN_METAPARAMETER_KEYS, OWN_METAPARAMETERS
 
-SEARCHED_ORDER = ("learning_rate", "momentum", "decay_fraction", "end_factor", "label_smoothing")
+# The dimensions of the quasi-random points, in this order; an optimizer's own metaparameters come
+# last, so adding them moved no point of the other optimizers' studies.
+SEARCHED_ORDER = (
+    "learning_rate",
+    "momentum",
+    "decay_fraction",
+    "end_factor",
+    "label_smoothing",
+    *OWN_METAPARAMETER_KEYS,
+)
 
 
 def _is_searched(spec) -> bool:
@@ -43,7 +53,7 @@ def study_space(config: dict, study: Study) -> dict:
     """The optimizer's search space with the workload's extras merged over it, completed with the
     values a trial has for what its optimizer or schedule does not search."""
     space = search_space(config, study.workload, study.optimizer)
-    if study.optimizer == "sgd":
+    if study.optimizer not in MOMENTUM_OPTIMIZERS:  # sgd, and Adam, whose beta1 is its own
         space["momentum"] = 0.0
     if space.get("schedule", "constant") == "constant":
         space["decay_fraction"], space["end_factor"] = 0.0, 1.0
@@ -83,6 +93,7 @@ def study_trials(config: dict, study: Study, trial_ids) -> list[dict]:
     budget = steps_for(workload["step_budget"], study.batch_size)
     eval_every = steps_for(workload["eval_every"], study.batch_size)
     trials = []
+    own = OWN_METAPARAMETERS.get(study.optimizer, ())
     for trial_id in trial_ids:
         decay_fraction = float(points["decay_fraction"][trial_id])
         trials.append(
@@ -98,6 +109,7 @@ def study_trials(config: dict, study: Study, trial_ids) -> list[dict]:
                 ),
                 "step_budget": budget,
                 "eval_every": eval_every,
+                **{key: float(points[key][trial_id]) for key in own},
             }
         )
     return trials

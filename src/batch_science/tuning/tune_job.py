@@ -32,6 +32,7 @@ from batch_science.training import checkpoint, nqm
 from batch_science.training.data_parallel import DataParallelTrial, strategy_for_study, writes_results
 from batch_science.training.device import configure_tensorflow, training_device
 from batch_science.training.engine import Engine
+from batch_science.training.optimizers import STATE
 from batch_science.training.runner import Progress
 from batch_science.training.streaming_engine import StreamingEngine
 from batch_science.trials import effective_learning_rate
@@ -257,7 +258,11 @@ def run_tune_job(
         )  # the weight shapes, the same for every trial
         for trial in todo if strategy is None else []:  # data-parallel trials are not checkpointed mid-trial
             state = checkpoint.load(
-                trial_checkpoint(partial_dir, trial["trial_id"]), _fingerprint(config, study, trial), like, engine.dtype
+                trial_checkpoint(partial_dir, trial["trial_id"]),
+                _fingerprint(config, study, trial),
+                like,
+                engine.dtype,
+                STATE[study.optimizer],
             )
             if state:
                 resume[trial["trial_id"]] = state
