@@ -8,8 +8,8 @@ and its minibatch indices at each step (the engine's counter-based hash, `batch_
 An optimizer is one function `(weights, state, gradients, learning_rate, trial, step) -> (weights,
 state)` in `OPTIMIZERS`: `state` holds a tuple of arrays per weight (STATE_ARRAYS of them, zeros at
 step 0), `trial` the trial's metaparameters, `step` the step being taken (0 for the first update).
-Adding one (Adam: two arrays, and `step` for its bias correction) is one function and one entry in
-OPTIMIZERS (and STATE_ARRAYS).
+Adam (two arrays, and `step` for its bias correction) shows that adding one is one function and one
+entry in OPTIMIZERS (and STATE_ARRAYS).
 """
 
 from __future__ import annotations
@@ -42,8 +42,21 @@ def nesterov(weights, state, gradients, learning_rate, trial, step):
     return new_weights, [(v,) for v in velocity]
 
 
-OPTIMIZERS = {"sgd": sgd, "momentum": heavy_ball, "nesterov": nesterov}
-STATE_ARRAYS = {"sgd": 0, "momentum": 1, "nesterov": 1}  # arrays of optimizer state per weight
+def adam(weights, state, gradients, learning_rate, trial, step):
+    """At the t-th update (t = step + 1): m <- m + (1 - b1)(g - m), s <- s + (1 - b2)(g^2 - s),
+    w <- w - lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(s) + eps)."""
+    b1, b2, eps, t = trial["beta1"], trial["beta2"], trial["epsilon"], step + 1
+    rate = learning_rate * math.sqrt(1 - b2**t) / (1 - b1**t)
+    new_weights, new_state = [], []
+    for w, (m, s), g in zip(weights, state, gradients):
+        m, s = m + (1 - b1) * (g - m), s + (1 - b2) * (g * g - s)
+        new_weights.append(w - rate * m / (np.sqrt(s) + eps))
+        new_state.append((m, s))
+    return new_weights, new_state
+
+
+OPTIMIZERS = {"sgd": sgd, "momentum": heavy_ball, "nesterov": nesterov, "adam": adam}
+STATE_ARRAYS = {"sgd": 0, "momentum": 1, "nesterov": 1, "adam": 2}  # arrays of optimizer state per weight
 
 
 def initial_state(optimizer: str, weights) -> list[tuple]:

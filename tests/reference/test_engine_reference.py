@@ -47,14 +47,24 @@ def trial(trial_id, learning_rate, momentum, label_smoothing, decay_steps=7, end
 # Trial 0 sets the goal (its best error, met exactly), trial 1 learns fast, trial 2 diverges by the
 # loss limit, trial 3 decays to the end of its schedule well before its budget.
 TRIALS = [trial(0, 0.05, 0.5, 0.1), trial(1, 1.0, 0.8, 0.2), trial(2, 6.0, 0.9, 0.0), trial(3, 0.5, 0.5, 0.1, 3, 0.05)]
+# Adam's steps are about its learning rate per weight whatever the gradient's size: its own rates
+# for the same four roles, and its own metaparameters.
+ADAM_RATES = {0: 0.02, 1: 0.2, 2: 6.0, 3: 0.1}
+ADAM = dict(beta1=0.8, beta2=0.95, epsilon=1e-3)
+
+
+def for_optimizer(trial: dict, optimizer: str) -> dict:
+    """The trial as `optimizer` trains it: momentum 0 for sgd and adam, adam's rate and betas."""
+    if optimizer == "adam":
+        return dict(trial, momentum=0.0, learning_rate=ADAM_RATES[trial["trial_id"]], **ADAM)
+    return dict(trial, momentum=0.0) if optimizer == "sgd" else trial
 
 
 def reference_run(arrays, model, optimizer, trials, goal, stop_at_target=True):
     data = (arrays.x_train, arrays.y_train, arrays.x_validation, arrays.y_validation, CLASSES)
-    momenta = {t["trial_id"]: (0.0 if optimizer == "sgd" else t["momentum"]) for t in trials}
     return [
         ref.train(
-            dict(t, momentum=momenta[t["trial_id"]]),
+            t,
             optimizer,
             model.init(t["seed"], arrays.x_train.shape[1:], CLASSES),
             lambda step, seed=t["seed"]: host_batch_indices([seed], [step], BATCH, len(arrays.x_train))[0],
@@ -75,7 +85,7 @@ def arrays():
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_engine_matches_the_reference_step_by_step(arrays, optimizer):
     model = get_model({"name": "mlp", "hidden": HIDDEN})
-    trials = [dict(t, momentum=0.0 if optimizer == "sgd" else t["momentum"]) for t in TRIALS]
+    trials = [for_optimizer(t, optimizer) for t in TRIALS]
     # The goal is trial 0's best validation error over its whole budget: met exactly, never beaten.
     (setter,) = reference_run(arrays, model, optimizer, trials[:1], ("val_error", -1.0, "minimize"), False)
     goal_value = min(row["val_error"] for row in setter.curve)

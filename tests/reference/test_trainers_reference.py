@@ -12,9 +12,11 @@ import pytest
 from batch_science.models.registry import get_model
 from batch_science.training.engine import host_batch_indices
 from batch_science.training.noise_scale import make_train_step
+from batch_science.training.optimizers import zero_state
 from batch_science.trials import INFEASIBLE, OPTIMIZERS
 from reference import numpy_reference as ref
 from reference.test_engine_reference import (
+    ADAM,
     BATCH,
     CLASSES,
     DIVERGENCE_FACTOR,
@@ -22,6 +24,7 @@ from reference.test_engine_reference import (
     TOLERANCE,
     TRIALS,
     assert_same_curve,
+    for_optimizer,
     reference_run,
     tiny_arrays,
 )
@@ -59,9 +62,7 @@ def test_data_parallel_trainer_matches_the_reference(tmp_path):
     """Two replicas, each a half of the global batch, for every optimizer; one trial diverges."""
     arrays, model = tiny_arrays(), get_model({"name": "mlp", "hidden": HIDDEN})
     goal = 0.5
-    trials = {
-        opt: [dict(t, momentum=0.0 if opt == "sgd" else t["momentum"]) for t in TRIALS[1:3]] for opt in OPTIMIZERS
-    }
+    trials = {opt: [for_optimizer(t, opt) for t in TRIALS[1:3]] for opt in OPTIMIZERS}
     data = tmp_path / "data.npz"
     np.savez(data, x_train=arrays.x_train, y_train=arrays.y_train, x_val=arrays.x_validation,
              y_val=arrays.y_validation, classes=CLASSES)  # fmt: skip
@@ -91,22 +92,28 @@ def test_noise_scale_step_matches_the_reference(optimizer):
     norms, and the optimizer's update on the big batch, step after step."""
     tf = pytest.importorskip("tensorflow")
     arrays, model = tiny_arrays(), get_model({"name": "mlp", "hidden": HIDDEN})
-    chunks, small, rate, momentum = 4, 2, 0.3, 0.0 if optimizer == "sgd" else 0.8
-    train_step = make_train_step(model, chunks, optimizer, rate, momentum)
+    chunks, small = 4, 2
+    metaparameters = {"learning_rate": 0.3, "momentum": 0.8, "decay_steps": 0.0, "end_factor": 1.0}
+    if optimizer in ("sgd", "adam"):
+        metaparameters["momentum"] = 0.0
+    if optimizer == "adam":
+        metaparameters.update(ADAM, learning_rate=0.05)
+    rate = metaparameters["learning_rate"]
+    train_step = make_train_step(model, chunks, optimizer, metaparameters)
     weights = model.init(3, (5,), CLASSES)
     state = ref.initial_state(optimizer, weights)
     got_w = [tf.constant(w[None], tf.float64) for w in weights]
-    got_v = [tf.zeros_like(w) for w in got_w]
+    got_state = zero_state(optimizer, got_w, tf.zeros_like)
     for step in range(4):
         index = host_batch_indices([3], [step], chunks * small, len(arrays.x_train))[0]
         x, y = arrays.x_train[index].reshape(chunks, small, 5), arrays.y_train[index].reshape(chunks, small)
-        got_w, got_v, loss, norm_small, norm_big = train_step(got_w, got_v, x, y)
+        got_w, got_state, loss, norm_small, norm_big = train_step(got_w, got_state, step, x, y)
         per_chunk = [ref.mlp_loss_and_gradients(weights, x[c], y[c], 0.0, CLASSES) for c in range(chunks)]
         big = [np.mean([g[i] for _, g in per_chunk], axis=0) for i in range(len(weights))]
         want_small = np.mean([sum((gi**2).sum() for gi in g) for _, g in per_chunk])
         assert float(norm_small) == pytest.approx(want_small, rel=TOLERANCE)
         assert float(norm_big) == pytest.approx(sum((g**2).sum() for g in big), rel=TOLERANCE)
         assert float(loss) == pytest.approx(np.mean([loss for loss, _ in per_chunk]), rel=TOLERANCE)
-        weights, state = ref.OPTIMIZERS[optimizer](weights, state, big, rate, {"momentum": momentum}, step)
+        weights, state = ref.OPTIMIZERS[optimizer](weights, state, big, rate, metaparameters, step)
         for w, want in zip(got_w, weights):
             np.testing.assert_allclose(w.numpy()[0], want, rtol=0, atol=TOLERANCE, err_msg=f"step {step}")
