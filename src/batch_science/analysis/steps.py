@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from batch_science.tables import STEPS_TO_RESULT_COLUMNS, STUDY_KEYS
-from batch_science.trials import DIRECTIONS, INFEASIBLE, Target
+from batch_science.trials import DIRECTIONS, INFEASIBLE, PRUNED, Target
 
 
 def trial_steps_to_result(curve: pd.DataFrame, metric: str, target_value: float, direction: str = "minimize") -> float:
@@ -44,7 +44,9 @@ def best_trials(trials: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     """One row per study: the trial that reached the target in the fewest steps.
 
     Ties go to the lowest trial id (evaluations ordered by step, then trial id). Infeasible
-    trials never count. Studies where no trial reached the target get NaN steps.
+    trials never count. Studies where no trial reached the target get NaN steps. Pruned trials
+    (config prune) cannot win, so the best trial is that of a full run; the counts and the best
+    metric are of what was trained (n_pruned says how many trials stopped early).
     `by` names extra grouping columns (e.g. a resample index) that come first in the result,
     so many resamples of the trials are scored in one call.
     """
@@ -56,12 +58,15 @@ def best_trials(trials: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     # Best metric of feasible trials, signed so that "best" is always the minimum.
     signed_metric = trials["best_val_metric"].where(~infeasible) * sign
     counts = (
-        trials.assign(_infeasible=infeasible, _reached=reached, _signed_metric=signed_metric)
+        trials.assign(
+            _infeasible=infeasible, _reached=reached, _pruned=trials["status"] == PRUNED, _signed_metric=signed_metric
+        )
         .groupby(keys, sort=True)
         .agg(
             n_trials=("trial_id", "size"),
             n_infeasible=("_infeasible", "sum"),
             n_reached=("_reached", "sum"),
+            n_pruned=("_pruned", "sum"),
             step_budget=("step_budget", "first"),
             target_metric=("target_metric", "first"),
             target_value=("target_value", "first"),
@@ -91,7 +96,14 @@ def best_trials(trials: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     best["best_trial"] = best["best_trial"].fillna(-1).astype(int)
     best["steps_to_result"] = best["steps_to_result"].astype(float)
     best = best.astype(
-        {"n_trials": int, "n_infeasible": int, "n_reached": int, "step_budget": int, "target_value": float}
+        {
+            "n_trials": int,
+            "n_infeasible": int,
+            "n_reached": int,
+            "n_pruned": int,
+            "step_budget": int,
+            "target_value": float,
+        }
     )
     return best.reindex(columns=[*by, *STEPS_TO_RESULT_COLUMNS])
 
