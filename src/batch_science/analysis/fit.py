@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from batch_science.analysis.steps import best_trials
+from batch_science.analysis.steps import best_is_exact, best_trials
 
 FIT_KEYS = ["workload", "optimizer"]
 # Bootstrap sample columns: the fitted parameters of every resample.
@@ -40,6 +40,9 @@ PIECEWISE_MARGIN_LOG2 = 1.0
 PIECEWISE_GRID_LOG2 = 0.1
 # Fewer batch sizes that reach the goal than this, and no fitted quantity counts as constrained.
 MIN_BATCH_SIZES = 3
+# What an interval is when some bootstrap resample's best trial is unknown: pruned trials (config
+# prune) stopped early, and a resample without the trial that stopped them needs their full curves.
+NEEDS_COMPLETE_TRIALS = "needs complete trials (pruned)"
 
 
 def scaling_curve(batch_size, s_min: float, b_crit: float):
@@ -204,7 +207,9 @@ def fit_workloads(
     for key, group in trials.groupby(FIT_KEYS, sort=True):
         best = best_trials(group)
         fit = fit_parameters(best, tolerance)
-        resampled = best_trials(bootstrap_trials(group, n_bootstrap, rng), by=("sample",))
+        drawn = bootstrap_trials(group, n_bootstrap, rng)
+        resampled = best_trials(drawn, by=("sample",))
+        exact = best_is_exact(drawn, resampled, by=("sample",)).groupby(resampled["sample"]).all()
         samples = pd.DataFrame(
             [
                 {"sample": sample, **fit_parameters(b, tolerance)}
@@ -212,6 +217,8 @@ def fit_workloads(
             ],
             columns=["sample", *PARAMETERS],
         )
+        if not exact.all():  # no band from resamples whose best trials are not known
+            samples[PARAMETERS] = math.nan
         bootstrap.append(samples.assign(**dict(zip(FIT_KEYS, key))))
         row = {**dict(zip(FIT_KEYS, key))}
         for name in PARAMETERS:
@@ -230,6 +237,12 @@ def fit_workloads(
             # Two parameters through two points fit exactly whatever the curve: nothing is tested.
             for name in ("b_crit", *BOUNDARIES, "s_min", "piecewise_s_plateau"):
                 row[f"{name}_constraint"] = "unconstrained"
+        row["bootstrap_exact_fraction"] = float(exact.mean()) if len(exact) else 1.0
+        if not exact.all():  # the point fits are exact; intervals from bounds would not be
+            for name in PARAMETERS:
+                row[f"{name}_lo"] = row[f"{name}_hi"] = math.nan
+            for name in ("b_crit", *BOUNDARIES, "s_min", "piecewise_s_plateau"):
+                row[f"{name}_constraint"] = NEEDS_COMPLETE_TRIALS
         row.update(
             # Kept for readers of earlier fits.csv: B_crit's interval lies inside the measured batch sizes.
             b_crit_constrained=row["b_crit_constraint"] == "constrained",

@@ -108,6 +108,20 @@ def best_trials(trials: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     return best.reindex(columns=[*by, *STEPS_TO_RESULT_COLUMNS])
 
 
+def best_is_exact(trials: pd.DataFrame, best: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.Series:
+    """Whether each row of `best` (best_trials(trials, by)) is what the trials would give unpruned.
+
+    A pruned trial met no goal up to its final step, so it needs more steps than that, if it ever
+    meets it: a study's best is exact when no pruned trial among its trials stopped before the best
+    trial's steps to result. Pruning keeps a whole study exact by construction; a subset of its
+    trials (bootstrap, tuning budget) may miss the trial that made the others stop.
+    """
+    keys = [*by, *STUDY_KEYS]
+    stopped = trials[trials["status"] == PRUNED].groupby(keys)["final_step"].min().rename("_pruned_at")
+    pruned_at = best.join(stopped, on=keys)["_pruned_at"]
+    return pruned_at.isna() | (best["steps_to_result"] <= pruned_at)
+
+
 def with_interpolated_steps(best: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     """Add the best trial's interpolated crossing and the evaluation interval that bounds the error."""
     best = best.copy()

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from batch_science.analysis.figures import optimizer_label
-from batch_science.analysis.fit import MIN_BATCH_SIZES
+from batch_science.analysis.fit import MIN_BATCH_SIZES, NEEDS_COMPLETE_TRIALS
 from batch_science.analysis.report import fit_for, interval, number, page
 from batch_science.io import atomic_write
 
@@ -20,6 +20,7 @@ BOUND_WORDS = {
     "lower bound only": " (only a lower bound: at or beyond the largest measured batch size)",
     "upper bound only": " (only an upper bound: at or below the smallest measured batch size)",
     "unconstrained": " (not constrained by the data)",
+    NEEDS_COMPLETE_TRIALS: " (no interval: pruned trials stopped early, and the bootstrap needs complete trials)",
 }
 
 

@@ -47,7 +47,15 @@ from batch_science.tables import (
     TRIAL_COLUMNS,
     shard_table,
 )
-from batch_science.trials import INFEASIBLE, MOMENTUM_OPTIMIZERS, NOT_REACHED, REACHED, Target, effective_learning_rate
+from batch_science.trials import (
+    INFEASIBLE,
+    MOMENTUM_OPTIMIZERS,
+    NOT_REACHED,
+    PRUNED,
+    REACHED,
+    Target,
+    effective_learning_rate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +175,8 @@ def read_study(
             raise ReleaseError(f"{meta_path}: trial_id {meta['trial_id']} does not match its folder '{trial_dir.name}'")
         if meta["status"] not in ("COMPLETE", "INCOMPLETE", "INFEASIBLE"):
             raise ReleaseError(f"{meta_path}: status '{meta['status']}' is not COMPLETE, INCOMPLETE or INFEASIBLE")
-        if meta["status"] == "INCOMPLETE":
+        pruned = meta["status"] == "INCOMPLETE" and meta.get("batch_science", {}).get("status") == PRUNED
+        if meta["status"] == "INCOMPLETE" and not pruned:  # ours, pruned (config prune), are kept as such
             incomplete += 1
             continue
         parameters = meta["parameters"]
@@ -229,7 +238,11 @@ def read_study(
                 "effective_learning_rate": effective_learning_rate(
                     float(values["learning_rate"]), float(values["momentum"])
                 ),
-                "status": (REACHED if math.isfinite(steps) else NOT_REACHED) if feasible else INFEASIBLE,
+                "status": PRUNED
+                if pruned
+                else (REACHED if math.isfinite(steps) else NOT_REACHED)
+                if feasible
+                else INFEASIBLE,
                 "steps_to_result": steps,
                 "best_val_metric": best_metric,
                 "best_step": best_step,
