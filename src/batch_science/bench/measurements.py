@@ -13,8 +13,8 @@ throughput measured here with all cores. Where TensorFlow sees a GPU, everything
 the one-job-per-core strategies are left out).
 
 Writes results/bench/engine.csv (one row per batch size and strategy), study.csv (where the
-time of the default study goes, and Snakemake's per-job overhead) and dag.csv (dry-run time
-against the number of jobs).
+time of the default study goes, and Snakemake's per-job overhead), dag.csv (dry-run time
+against the number of jobs) and pruning.csv (trial-steps of studies with and without pruning).
 """
 
 from __future__ import annotations
@@ -240,6 +240,29 @@ def engine_sweep(
         "final_steps": [o.final_step for o in outcomes],
         "steps_to_result": [o.steps_to_result for o in outcomes],
         "status": [o.status for o in outcomes],
+    }
+
+
+def pruning_study(config: dict, optimizer: str, batch_size: int, prune: bool) -> dict:
+    """One study of the config's first workload, all its trials as a tune job trains them, in float64
+    (so each trial's arithmetic is the same whichever trials share its graph and when): its
+    trial-steps, wall time and answer, with pruning (config prune) or without."""
+    _start_tensorflow(None)
+    name, workload, model, arrays = _workload(config)
+    study = Study(name, optimizer, batch_size)
+    trials = study_trials(config, study, range(config["trials"]))
+    engine = Engine(model, arrays, optimizer, batch_size, "float64")
+    started = time.perf_counter()
+    outcomes = engine.run(trials, **run_settings(config, name), prune_trials=prune)
+    seconds = time.perf_counter() - started
+    reached = [(o.steps_to_result, o.trial["trial_id"]) for o in outcomes if o.status == "reached"]
+    steps_to_result, best_trial = min(reached, default=(math.nan, -1))
+    return {
+        "trial_steps": sum(o.final_step for o in outcomes),
+        "seconds": seconds,
+        "steps_to_result": steps_to_result,
+        "best_trial": best_trial,
+        "pruned": sum(o.status == "pruned" for o in outcomes),
     }
 
 
