@@ -65,3 +65,23 @@ def test_processes_side_by_side_merge_into_one_run():
     )
     assert run["final_steps"] == [1, 2, 3] and run["status"] == ["reached", "infeasible"]
     assert run["slot_utilisation"] == 1.0 and run["eval_every"] == 50
+
+
+def test_pruning_goal_needs_the_ratio_over_all_studies_and_every_answer_identical():
+    from batch_science.bench.__main__ import pruning_goal_lines
+
+    table = pd.DataFrame(
+        {
+            "trial_steps_full": [1000, 3000],
+            "trial_steps_pruned": [900, 1000],  # 1.11x and 3x: 2.11x over both
+            "identical_steps_to_result": [True, True],
+            "wall_s_full": [10.0, 30.0],
+            "wall_s_pruned": [10.0, 10.0],
+        }
+    )
+    (line,) = pruning_goal_lines(table)
+    assert line.startswith("pruning: 2.11x fewer trial-steps over 2 studies (2.00x less wall time)")
+    assert line.endswith("identical in 2/2, goal 1.7x and all identical: met")
+    table.loc[0, "identical_steps_to_result"] = False
+    assert pruning_goal_lines(table)[0].endswith("identical in 1/2, goal 1.7x and all identical: NOT met")
+    assert pruning_goal_lines(table.iloc[:0]) == []

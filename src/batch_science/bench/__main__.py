@@ -55,6 +55,13 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--job-batch-sizes", type=int, nargs="*", default=[256, 4096], help="tune jobs run through Snakemake"
     )
+    parser.add_argument(
+        "--pruning-batch-sizes",
+        type=int,
+        nargs="*",
+        default=list(PRUNING_BATCH_SIZES),
+        help="momentum studies of the first workload trained with and without prune (pruning.csv)",
+    )
     args = parser.parse_args(argv)
 
     config_path = Path(args.config).resolve()
@@ -239,6 +246,8 @@ def main(argv=None) -> None:
 
     dag = pd.DataFrame(dag_scaling(config_path, config, args.dag_trials)) if args.dag_trials else pd.DataFrame()
     dag.to_csv(out / "dag.csv", index=False)
+    pruning = pruning_table(config, args.pruning_batch_sizes)
+    pruning.to_csv(out / "pruning.csv", index=False)
 
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:,.3g}".format):
         print("\nengine.csv")
@@ -248,8 +257,11 @@ def main(argv=None) -> None:
         if len(dag):
             print("\ndag.csv")
             print(dag.to_string(index=False))
+        if len(pruning):
+            print("\npruning.csv (float64: identical steps to result by construction, not by luck of rounding)")
+            print(pruning.to_string(index=False))
     print("\ngoals (issue 3), best engine strategy per row:")
-    for line in goal_lines(table):
+    for line in goal_lines(table) + pruning_goal_lines(pruning):
         print("  " + line)
     print(f"\nwritten to {out}/")
 
@@ -289,6 +301,54 @@ def goal_lines(table) -> list[str]:
             f"{SWEEP_GOAL[1]}x: {'met' if ratio >= SWEEP_GOAL[1] else 'NOT met'}"
         )
     return lines
+
+
+# Studies of the pruning comparison: the default study's momentum studies at these batch sizes,
+# with all their trials, budgets and evaluation grid (a same-shaped part of the default study).
+PRUNING_BATCH_SIZES = (16, 64, 256, 1024)
+PRUNING_GOAL = 1.7  # at least this many times fewer trial-steps over the studies, every answer identical
+
+
+def pruning_table(config: dict, batch_sizes: list[int]) -> pd.DataFrame:
+    """pruning.csv: per study, trial-steps and wall time with and without prune, and whether the
+    steps to result and best trial are identical (each run in a fresh process, in float64)."""
+    rows = []
+    name = next(iter(config["workloads"]))
+    for batch_size in batch_sizes:
+        pruned, full = (in_processes("pruning_study", [(config, "momentum", batch_size, p)])[0] for p in (True, False))
+        answer = [(run["steps_to_result"], run["best_trial"]) for run in (pruned, full)]
+        rows.append(
+            {
+                "study": f"{name}/momentum/b{batch_size}",
+                "trial_steps_full": full["trial_steps"],
+                "trial_steps_pruned": pruned["trial_steps"],
+                "ratio": full["trial_steps"] / pruned["trial_steps"],
+                "identical_steps_to_result": answer[0] == answer[1]
+                or (math.isnan(answer[0][0]) and math.isnan(answer[1][0])),
+                "steps_to_result": full["steps_to_result"],
+                "best_trial": full["best_trial"],
+                "trials_pruned": pruned["pruned"],
+                "wall_s_full": full["seconds"],
+                "wall_s_pruned": pruned["seconds"],
+                "precision": "float64",
+            }
+        )
+        print(f"  pruning b{batch_size}: {rows[-1]['ratio']:.2f}x fewer trial-steps", flush=True)
+    return pd.DataFrame(rows)
+
+
+def pruning_goal_lines(pruning: pd.DataFrame) -> list[str]:
+    if not len(pruning):
+        return []
+    ratio = pruning["trial_steps_full"].sum() / pruning["trial_steps_pruned"].sum()
+    identical = bool(pruning["identical_steps_to_result"].all())
+    met = ratio >= PRUNING_GOAL and identical
+    return [
+        f"pruning: {ratio:.2f}x fewer trial-steps over {len(pruning)} studies "
+        f"({pruning['wall_s_full'].sum() / pruning['wall_s_pruned'].sum():.2f}x less wall time), steps to result "
+        f"identical in {int(pruning['identical_steps_to_result'].sum())}/{len(pruning)}, goal {PRUNING_GOAL}x and "
+        f"all identical: {'met' if met else 'NOT met'}"
+    ]
 
 
 def _workload_eval_every(config: dict, batch_size: int) -> int:
