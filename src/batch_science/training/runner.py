@@ -398,13 +398,14 @@ class Progress:
         remaining = self.max_trial_steps - self.trial_steps  # upper bound: trials may stop at target
         done = sum(self.finished.values())
         log.info(
-            "%s: %d/%d trials done (%d reached, %d infeasible), group at step %d/%d with %d active, "
+            "%s: %d/%d trials done (%d reached, %d infeasible, %d pruned), group at step %d/%d with %d active, "
             "%.0f trial-steps/s, ETA <= %s",
             self.label,
             done,
             self.total_trials,
             self.finished[REACHED],
             self.finished[INFEASIBLE],
+            self.finished[PRUNED],
             step,
             budget,
             active,
