@@ -20,6 +20,7 @@ import numpy as np
 from batch_science.trials import (
     INFEASIBLE,
     METAPARAMETERS,
+    PRUNED,
     REACHED,
     STATUSES,
     TrialOutcome,
