@@ -45,10 +45,11 @@ def study(tiny_config, mnist1d_data_dir):
     arrays = load({"name": "mnist1d"}, mnist1d_data_dir)
     engine = Engine(get_model({"name": "mlp", "hidden": [16]}), arrays, "sgd", batch_size=32, precision="float64")
 
-    def full(group_size):
-        if group_size not in FULL_RUNS:
-            FULL_RUNS[group_size] = engine.run(trials, TARGET, group_size=group_size)
-        return FULL_RUNS[group_size]
+    def full(group_size, study_trials=trials):
+        key = (group_size, study_trials[0]["eval_every"])
+        if key not in FULL_RUNS:
+            FULL_RUNS[key] = engine.run(study_trials, TARGET, group_size=group_size)
+        return FULL_RUNS[key]
 
     return engine, trials, full
 
@@ -86,7 +87,10 @@ def test_a_lower_trial_meeting_the_goal_at_the_best_step_is_not_pruned(study):
     """Another job of the study found the best step S first (with a higher trial id): the trial here
     that meets the goal exactly at S still trains to S and reaches it, so it wins the tie."""
     engine, trials, full_run = study
-    full = full_run(2)
+    # Evaluated every 50 steps, each compiled call holds one interval: the host sees every
+    # evaluation before the next, the one before S included.
+    trials = [dict(trial, eval_every=50) for trial in trials]
+    full = full_run(2, trials)
     steps, trial_id = best_of(full)
     told = []
     pruned = engine.run(
