@@ -77,6 +77,7 @@ def test_pruning_goal_needs_the_ratio_over_all_studies_and_every_answer_identica
             "identical_steps_to_result": [True, True],
             "wall_s_full": [10.0, 30.0],
             "wall_s_pruned": [10.0, 10.0],
+            "precision": ["float64", "float64"],
         }
     )
     (line,) = pruning_goal_lines(table)
@@ -85,3 +86,5 @@ def test_pruning_goal_needs_the_ratio_over_all_studies_and_every_answer_identica
     table.loc[0, "identical_steps_to_result"] = False
     assert pruning_goal_lines(table)[0].endswith("identical in 1/2, goal 1.7x and all identical: NOT met")
     assert pruning_goal_lines(table.iloc[:0]) == []
+    table = pd.concat([table, table.assign(precision="float32")], ignore_index=True)
+    assert pruning_goal_lines(table)[1] == "pruning in float32: identical in 1/2 studies"

@@ -243,15 +243,15 @@ def engine_sweep(
     }
 
 
-def pruning_study(config: dict, optimizer: str, batch_size: int, prune: bool) -> dict:
-    """One study of the config's first workload, all its trials as a tune job trains them, in float64
-    (so each trial's arithmetic is the same whichever trials share its graph and when): its
-    trial-steps, wall time and answer, with pruning (config prune) or without."""
+def pruning_study(config: dict, optimizer: str, batch_size: int, prune: bool, precision: str = "float64") -> dict:
+    """One study of the config's first workload, all its trials as a tune job trains them: its
+    trial-steps, wall time and answer, with pruning (config prune) or without. In float64 each
+    trial's arithmetic is the same whichever trials share its graph and when; in float32 not quite."""
     _start_tensorflow(None)
     name, workload, model, arrays = _workload(config)
     study = Study(name, optimizer, batch_size)
     trials = study_trials(config, study, range(config["trials"]))
-    engine = Engine(model, arrays, optimizer, batch_size, "float64")
+    engine = Engine(model, arrays, optimizer, batch_size, precision)
     started = time.perf_counter()
     outcomes = engine.run(trials, **run_settings(config, name), prune_trials=prune)
     seconds = time.perf_counter() - started
