@@ -26,8 +26,14 @@ MOMENTUM_OPTIMIZERS = ("momentum", "nesterov")
 # What a trial's search point sets (tuning/search.py), each trainer's per-trial scalars.
 METAPARAMETERS = ("learning_rate", "momentum", "decay_steps", "end_factor", "label_smoothing")
 DIRECTIONS = {"minimize": 1.0, "maximize": -1.0}  # the sign that turns "better" into "smaller"
-# Validation metric a target names -> its curve column.
-METRIC_COLUMNS = {"error": "val_error", "cross_entropy": "val_cross_entropy"}
+# Validation metric a target names -> its curve column. Our trainers record error and cross-entropy;
+# average precision comes only with an imported release study (Open Images), which never trains.
+METRIC_COLUMNS = {
+    "error": "val_error",
+    "cross_entropy": "val_cross_entropy",
+    "average_precision": "val_average_precision",
+}
+TRAINED_METRICS = ("error", "cross_entropy")
 
 
 def strictly_better(value, than, sign):
@@ -44,7 +50,7 @@ def strictly_better(value, than, sign):
 class Target:
     """The goal of a workload: its validation `metric` strictly better than `value`."""
 
-    metric: str  # "error" or "cross_entropy" on the validation split (METRIC_COLUMNS)
+    metric: str  # "error", "cross_entropy" or "average_precision" on the validation split (METRIC_COLUMNS)
     value: float
     direction: str = "minimize"
 

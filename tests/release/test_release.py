@@ -304,7 +304,7 @@ def test_exported_study_json_carries_the_search_space(tmp_path, tiny_config):
         (lambda d: (d / "0" / "measurements.csv").unlink(), "0/measurements.csv: missing"),
         (
             lambda d: (d / "0" / "metadata.json").write_text(json.dumps({"status": "COMPLETE"})),
-            "0/metadata.json: missing key(s) parameters, steps, trial_id",
+            "0/metadata.json: missing key(s) parameters, trial_id",
         ),
         (
             lambda d: pd.DataFrame({"step": [0], "val/cross_entropy_error": [1.0]}).to_csv(
@@ -333,14 +333,14 @@ def test_malformed_study_is_reported_by_path_and_skipped_whole(release_dir, brea
 def test_study_without_a_known_goal_is_left_out_with_its_path(release_dir):
     write_study(
         release_dir,
-        "open_images_v4/resnet_50/nesterov_momentum",
+        "svhn/resnet_50/nesterov_momentum",
         64,
         [(0, "COMPLETE", params(0.1), measurements([0.9]))],
-        dataset="open_images_v4",
+        dataset="svhn",
         model="resnet_50",
     )
     tables = read_release(release_dir)
-    assert any("open_images_v4/resnet_50/nesterov_momentum/64: no target known" in p for p in tables.problems)
+    assert any("svhn/resnet_50/nesterov_momentum/64: no target known" in p for p in tables.problems)
 
 
 def test_not_a_release_folder_is_one_line_error(tmp_path):
@@ -387,7 +387,10 @@ def test_imported_workloads_are_named_as_the_paper_config_names_them():
     )
     assert importer.default_target("imagenet_subsets/imagenet_half_images", "resnet_50") == Target("error", 0.25)
     assert importer.default_target("mnist_subsets/mnist_6875", "simple_cnn_base") == Target("error", 0.01)
-    assert importer.default_target("open_images_v4", "resnet_50") is None
+    assert importer.default_target("open_images_v4", "resnet_50") == Target("average_precision", 0.31, "maximize")
+    assert importer.default_target("solution_quality/fashion_mnist", "simple_cnn_base") == Target("error", 0.1)
+    assert importer.default_target("solution_quality/mnist", "simple_cnn_base") == Target("error", 0.01)
+    assert importer.default_target("svhn", "resnet_50") is None
 
 
 def test_command_line_exports_a_study_and_imports_it_back(tmp_path, tiny_config, capsys):

@@ -94,6 +94,22 @@ def _study_rows(steps: pd.DataFrame, workload: str, optimizer: str, column: str 
     return rows.dropna(subset=[column]).sort_values("batch_size")
 
 
+def _not_reached_rows(steps: pd.DataFrame, workload: str, optimizer: str) -> pd.DataFrame:
+    """Batch sizes at which no trial reached the goal (and whose step budget can be drawn)."""
+    rows = steps[(steps["workload"] == workload) & (steps["optimizer"] == optimizer)]
+    return rows[rows["steps_to_result"].isna() & (rows["step_budget"] > 0)].sort_values("batch_size")
+
+
+# Batch sizes where no trial reached the goal: drawn at their step budget, never left out.
+NOT_REACHED_STYLE = dict(marker="v", ls="", ms=7, mfc="none", mew=1.3)
+
+
+def _mark_not_reached(ax, rows: pd.DataFrame, color, y=None, label="not reached (at the step budget)") -> None:
+    if len(rows):
+        y = rows["step_budget"].to_numpy(float) if y is None else y
+        ax.plot(rows["batch_size"].to_numpy(float), y, color=color, label=label, **NOT_REACHED_STYLE)
+
+
 def _fit_row(fits: pd.DataFrame, workload: str, optimizer: str):
     rows = fits[(fits["workload"] == workload) & (fits["optimizer"] == optimizer)]
     return rows.iloc[0] if len(rows) else None
@@ -127,13 +143,17 @@ def steps_to_result_figure(
     figure, axes = _panels(len(keys))
     for ax, (workload, optimizer) in zip(axes, keys):
         rows = _study_rows(steps, workload, optimizer)
+        missed = _not_reached_rows(steps, workload, optimizer)
         ax.set_title(f"{workload}, {optimizer_label(optimizer)}", fontsize=10)
         _log2_axes(ax)
         ax.set_ylabel("steps to result")
+        color = OPTIMIZER_COLORS.get(optimizer, "black")
+        _mark_not_reached(ax, missed, color)
         if rows.empty:
             ax.text(0.5, 0.5, "no batch size reached the goal", transform=ax.transAxes, ha="center")
+            if len(missed):
+                ax.legend(fontsize=6, loc="lower left")
             continue
-        color = OPTIMIZER_COLORS.get(optimizer, "black")
         b, s = rows["batch_size"].to_numpy(float), rows["steps_to_result"].to_numpy(float)
         interval = rows["eval_interval"].to_numpy(float) if "eval_interval" in rows else np.zeros_like(s)
         # The true crossing lies within one evaluation interval before the first evaluation past the goal.
@@ -147,7 +167,8 @@ def steps_to_result_figure(
             capsize=2,
             label="measured (bar: evaluation interval)",
         )
-        grid = np.geomspace(b.min() / 1.5, b.max() * 1.5, 200)
+        every_b = np.concatenate([b, missed["batch_size"].to_numpy(float)])
+        grid = np.geomspace(every_b.min() / 1.5, every_b.max() * 1.5, 200)
         ax.plot(grid, s[0] * b[0] / grid, ":", color="0.4", lw=1, label="perfect scaling")
         fit = _fit_row(fits, workload, optimizer)
         samples = bootstrap[(bootstrap["workload"] == workload) & (bootstrap["optimizer"] == optimizer)]
@@ -184,7 +205,7 @@ def steps_to_result_figure(
             )
             _band(ax, grid, curves.reshape(-1, len(grid)), confidence, "0.3")
         ax.set_xlim(grid[0], grid[-1])
-        ax.set_ylim(s.min() / 3, s.max() * 1.5)
+        ax.set_ylim(s.min() / 3, max(s.max(), missed["step_budget"].max() if len(missed) else 0) * 1.5)
         if fit is not None:
             _boundary(ax, fit, "piecewise_b_perfect_end", "tab:purple", "--", "perfect scaling ends")
             _boundary(ax, fit, "piecewise_b_max_useful", "tab:orange", "--", "max useful batch size")
@@ -199,7 +220,7 @@ def normalized_steps_figure(steps: pd.DataFrame, path):
     """Every workload on one plot: steps divided by the steps at its smallest batch size (reference optimizer)."""
     colors = workload_colors(steps["workload"])
     figure, ax = plt.subplots(figsize=(6.4, 4.8))
-    references = set()
+    references, any_missed = set(), False
     for workload in sorted(steps["workload"].unique()):
         optimizer = reference_optimizer(steps.loc[steps["workload"] == workload, "optimizer"].unique())
         rows = _study_rows(steps, workload, optimizer)
@@ -207,6 +228,9 @@ def normalized_steps_figure(steps: pd.DataFrame, path):
             continue
         b, s = rows["batch_size"].to_numpy(float), rows["steps_to_result"].to_numpy(float)
         ax.plot(b, s / s[0], "o-", color=colors[workload], label=f"{workload} ({optimizer_label(optimizer)})")
+        missed = _not_reached_rows(steps, workload, optimizer)
+        _mark_not_reached(ax, missed, colors[workload], missed["step_budget"].to_numpy(float) / s[0], None)
+        any_missed = any_missed or len(missed) > 0
         references.add(b[0])
     for b0 in sorted(references):
         grid = np.geomspace(b0, steps["batch_size"].max(), 50)
@@ -214,6 +238,8 @@ def normalized_steps_figure(steps: pd.DataFrame, path):
     _log2_axes(ax)
     ax.set_ylabel("steps to result / steps at smallest batch size")
     ax.set_title("All workloads, normalised (dotted: perfect scaling)", fontsize=10)
+    if any_missed:
+        ax.plot([], [], color="0.3", label="not reached (at the step budget)", **NOT_REACHED_STYLE)
     if references:
         ax.legend(fontsize=7)
     save(figure, path)
@@ -226,9 +252,15 @@ def optimizer_comparison_figure(steps: pd.DataFrame, fits: pd.DataFrame, path):
     for ax, workload in zip(axes, workloads):
         for optimizer in sorted(steps.loc[steps["workload"] == workload, "optimizer"].unique()):
             rows = _study_rows(steps, workload, optimizer)
+            color = OPTIMIZER_COLORS.get(optimizer, "black")
+            _mark_not_reached(
+                ax,
+                _not_reached_rows(steps, workload, optimizer),
+                color,
+                label=f"{optimizer_label(optimizer)}: not reached",
+            )
             if rows.empty:
                 continue
-            color = OPTIMIZER_COLORS.get(optimizer, "black")
             b, s = rows["batch_size"].to_numpy(float), rows["steps_to_result"].to_numpy(float)
             ax.plot(b, s, OPTIMIZER_MARKERS.get(optimizer, "o"), color=color, label=optimizer_label(optimizer))
             ax.plot(b, s[0] * b[0] / b, ":", color=color, lw=1, alpha=0.6)
@@ -240,7 +272,11 @@ def optimizer_comparison_figure(steps: pd.DataFrame, fits: pd.DataFrame, path):
         ax.set_title(workload, fontsize=10)
         ax.set_ylabel("steps to result")
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, title="dotted: perfect scaling; line: S(B) fit", title_fontsize=6)
+            ax.legend(
+                fontsize=7,
+                title="dotted: perfect scaling; line: S(B) fit; open triangle: not reached, at the step budget",
+                title_fontsize=6,
+            )
     save(figure, path)
 
 
@@ -426,38 +462,78 @@ def solution_quality_figure(steps: pd.DataFrame, path, stopped_at_target: bool):
 
 
 def tuning_budget_figure(table: pd.DataFrame, path):
-    """Per (workload, optimizer): median steps to result over random subsets of k trials, with spread."""
+    """Per (workload, optimizer): on top, the median steps to result over random subsets of k trials
+    (a light band: the spread); below, the fraction of subsets in which any trial reached the goal.
+
+    A median is missing where fewer than half of the subsets reached the goal: the lower panel shows why.
+    """
     keys = sorted(table[FIT_KEYS].drop_duplicates().itertuples(index=False, name=None))
     if not keys:
         _empty(path, "No trials.")
         return
-    figure, axes = _panels(len(keys))
+    columns = min(len(keys), 3)
+    rows_of_panels = math.ceil(len(keys) / columns)
+    figure, axes = plt.subplots(
+        2 * rows_of_panels,
+        columns,
+        figsize=(4.6 * columns, 5.2 * rows_of_panels),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [3, 1.4] * rows_of_panels},
+        layout="constrained",
+    )
+    for index in range(len(keys), rows_of_panels * columns):
+        axes[2 * (index // columns)][index % columns].set_visible(False)
+        axes[2 * (index // columns) + 1][index % columns].set_visible(False)
     budgets = sorted(table["budget"].unique())
-    cmap = plt.get_cmap("plasma")
-    for ax, (workload, optimizer) in zip(axes, keys):
+    colors = {k: plt.get_cmap("viridis")(i / max(len(budgets) - 1, 1) * 0.9) for i, k in enumerate(budgets)}
+    for index, (workload, optimizer) in enumerate(keys):
+        top, bottom = axes[2 * (index // columns)][index % columns], axes[2 * (index // columns) + 1][index % columns]
+        bottom.sharex(top)  # each pair of panels shares its batch sizes, pairs do not
         rows = table[(table["workload"] == workload) & (table["optimizer"] == optimizer)]
-        for i, k in enumerate(budgets):
-            curve = rows[rows["budget"] == k].sort_values("batch_size").dropna(subset=["steps_median"])
+        full = rows["budget"].max()
+        for k in budgets:
+            curve = rows[rows["budget"] == k].sort_values("batch_size")
             if curve.empty:
                 continue
-            color = cmap(i / max(len(budgets) - 1, 1) * 0.85)
-            ax.plot(curve["batch_size"], curve["steps_median"], "o-", color=color, ms=3, label=f"k = {k}")
-            # An upper end where too few subsets reach the goal is infinite: the band runs off the top.
-            ax.fill_between(
-                curve["batch_size"],
-                curve["steps_lo"],
-                curve["steps_hi"].fillna(curve["steps_median"].max() * 4),
-                color=color,
-                alpha=0.12,
-                lw=0,
+            label = f"all {k}" if k == full else f"k = {k}"
+            bottom.plot(curve["batch_size"], curve["fraction_reached"], "o-", color=colors[k], ms=3, lw=1)
+            medians = curve.dropna(subset=["steps_median"])
+            if medians.empty:
+                continue
+            top.plot(medians["batch_size"], medians["steps_median"], "o-", color=colors[k], ms=3, lw=1.4, label=label)
+            if k != full:  # the full budget is one subset: no spread
+                top.fill_between(
+                    medians["batch_size"],
+                    medians["steps_lo"],
+                    medians["steps_hi"].fillna(medians["steps_median"].max() * 4),
+                    color=colors[k],
+                    alpha=0.07,
+                    lw=0,
+                )
+        _log2_axes(top)
+        top.set_xlabel("")
+        top.tick_params(labelbottom=False)
+        medians = rows["steps_median"].dropna()
+        if len(medians):  # an open-ended band runs off the top rather than squashing the medians
+            top.set_ylim(medians.min() / 1.6, medians.max() * 2)
+        if not top.has_data():
+            top.text(
+                0.5,
+                0.5,
+                "no median: fewer than half of the subsets reached the goal",
+                transform=top.transAxes,
+                ha="center",
+                fontsize=8,
+                wrap=True,
             )
-        _log2_axes(ax)
-        if not ax.has_data():
-            ax.text(0.5, 0.5, "no batch size reached the goal", transform=ax.transAxes, ha="center")
-        ax.set_title(f"{workload}, {optimizer_label(optimizer)}", fontsize=10)
-        ax.set_ylabel("steps to result")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, title="trials per study", title_fontsize=6)
+        top.set_title(f"{workload}, {optimizer_label(optimizer)}", fontsize=10)
+        top.set_ylabel("median steps to result")
+        if top.get_legend_handles_labels()[0]:
+            top.legend(fontsize=7, title="trials per study", title_fontsize=6)
+        _log2_axes(bottom, y=False)
+        bottom.set_ylim(-0.05, 1.05)
+        bottom.axhline(0.5, color="0.6", ls=":", lw=0.8)
+        bottom.set_ylabel("subsets reaching\nthe goal", fontsize=8)
     confidence = table["confidence"].iloc[0]
     note = ""
     if "fraction_exact" in table and (table["fraction_exact"] < 1).any():
@@ -466,7 +542,10 @@ def tuning_budget_figure(table: pd.DataFrame, path):
             "there steps are upper bounds"
         )
     figure.suptitle(
-        f"Robustness to the tuning budget: median and {confidence:.0%} range over random subsets" + note, fontsize=10
+        f"Robustness to the tuning budget: median over random subsets of k trials (light band: {confidence:.0%} "
+        "range); below, the fraction of subsets that reached the goal (dotted: half, below which no median)" + note,
+        fontsize=9,
+        wrap=True,
     )
     save(figure, path)
 

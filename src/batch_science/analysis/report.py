@@ -36,7 +36,7 @@ STEPS_COLUMNS = {
     "steps_to_result": "steps to result (first evaluation past goal)",
     "steps_interpolated": "steps interpolated between evaluations",
     "eval_interval": "evaluation interval (error bound)",
-    "n_trials": "trials",
+    "n_trials": "feasible trials",
     "n_reached": "reached",
     "n_infeasible": "infeasible",
     "best_val_metric": "best validation metric",

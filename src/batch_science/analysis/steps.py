@@ -44,8 +44,9 @@ def best_trials(trials: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     """One row per study: the trial that reached the target in the fewest steps.
 
     Ties go to the lowest trial id (evaluations ordered by step, then trial id). Infeasible
-    trials never count. Studies where no trial reached the target get NaN steps. Pruned trials
-    (config prune) cannot win, so the best trial is that of a full run; the counts and the best
+    trials never count: `n_trials` counts the feasible ones (the release's COMPLETE trials, as the
+    paper counts them), `n_infeasible` the others. Studies where no trial reached the target get NaN steps. Pruned
+    trials (config prune) cannot win, so the best trial is that of a full run; the counts and the best
     metric are of what was trained (n_pruned says how many trials stopped early).
     `by` names extra grouping columns (e.g. a resample index) that come first in the result,
     so many resamples of the trials are scored in one call.
@@ -59,11 +60,15 @@ def best_trials(trials: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     signed_metric = trials["best_val_metric"].where(~infeasible) * sign
     counts = (
         trials.assign(
-            _infeasible=infeasible, _reached=reached, _pruned=trials["status"] == PRUNED, _signed_metric=signed_metric
+            _infeasible=infeasible,
+            _feasible=~infeasible,
+            _reached=reached,
+            _pruned=trials["status"] == PRUNED,
+            _signed_metric=signed_metric,
         )
         .groupby(keys, sort=True)
         .agg(
-            n_trials=("trial_id", "size"),
+            n_trials=("_feasible", "sum"),
             n_infeasible=("_infeasible", "sum"),
             n_reached=("_reached", "sum"),
             n_pruned=("_pruned", "sum"),

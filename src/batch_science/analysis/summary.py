@@ -61,9 +61,10 @@ def workload_paragraph(
     reached = rows.dropna(subset=["steps_to_result"])
     direction = ">" if rows["target_direction"].iloc[0] == "maximize" else "<"
     goal = f"validation {rows['target_metric'].iloc[0]} {direction} {number(rows['target_value'].iloc[0])}"
+    infeasible = f", {_range(rows['n_infeasible'])} infeasible" if rows["n_infeasible"].max() > 0 else ""
     lines = [
-        f"**{workload}, {optimizer_label(optimizer)}** (goal: {goal}; {int(rows['n_trials'].max())} trials per batch "
-        "size)."
+        f"**{workload}, {optimizer_label(optimizer)}** (goal: {goal}; {_range(rows['n_trials'])} feasible "
+        f"trial{'s' if rows['n_trials'].max() != 1 else ''} per batch size{infeasible})."
     ]
     if reached.empty:
         return lines[0] + " No batch size reached the goal within its step budget."
@@ -72,12 +73,20 @@ def workload_paragraph(
     lines.append(
         f"The goal was reached at {len(reached)} of {len(rows)} batch sizes"
         + (f" (not at {', '.join(map(str, missing))})" if missing else "")
-        + ". "
-        f"Steps to result fell from {number(first['steps_to_result'])} at batch size {int(first['batch_size'])} "
-        f"to {number(last['steps_to_result'])} at batch size {int(last['batch_size'])}: "
-        f"a speed-up of {first['steps_to_result'] / last['steps_to_result']:.2f}x for "
-        f"{number(last['batch_size'] / first['batch_size'])}x the batch size."
+        + "."
     )
+    if len(reached) == 1:
+        lines.append(
+            f"It took {number(first['steps_to_result'])} steps at batch size {int(first['batch_size'])}; with one "
+            "batch size reaching the goal, how steps to result scale with the batch size is not measured."
+        )
+    else:
+        lines.append(
+            f"Steps to result fell from {number(first['steps_to_result'])} at batch size {int(first['batch_size'])} "
+            f"to {number(last['steps_to_result'])} at batch size {int(last['batch_size'])}: "
+            f"a speed-up of {first['steps_to_result'] / last['steps_to_result']:.2f}x for "
+            f"{number(last['batch_size'] / first['batch_size'])}x the batch size."
+        )
     if "steps_interpolated" in reached and np.isfinite(reached["eval_interval"]).any():
         gap = (reached["steps_to_result"] - reached["steps_interpolated"]) / reached["steps_to_result"]
         lines.append(
@@ -87,7 +96,8 @@ def workload_paragraph(
             "first evaluation past the goal)."
         )
     fit = fit_for(fits, workload, optimizer)
-    if fit is not None and fit["n_batch_sizes"] < MIN_BATCH_SIZES:
+    fitted = fit is not None and (np.isfinite(fit["piecewise_e_min"]) or np.isfinite(fit["s_min"]))
+    if fitted and fit["n_batch_sizes"] < MIN_BATCH_SIZES:
         lines.append(
             f"With fewer than {MIN_BATCH_SIZES} batch sizes reaching the goal, the fits below are not constrained by "
             "the data."
@@ -129,7 +139,8 @@ def workload_paragraph(
         if len(both):
             ratio = (both[k_min] / both[k_all]).median()
             lines.append(
-                f"With only {k_min} trials per batch size instead of {k_all}, the median steps to result was "
+                f"With random subsets of {k_min} of the {k_all} trials per batch size (infeasible ones included), "
+                "the median steps to result was "
                 f"{ratio:.2f}x the full-budget "
                 "value (median over batch sizes), and the goal was reached in "
                 f"{number(100 * small[small['budget'] == k_min]['fraction_reached'].mean(), 2)}% of subsets."
@@ -176,10 +187,13 @@ def study_summary(
             if stopped_at_target
             else ""
         )
+        # One range per metric: an error and a cross-entropy are not on one scale.
+        ranges = [
+            f"validation {metric} {_range(rows['best_val_metric'])}"
+            for metric, rows in quality.groupby("target_metric", sort=True)
+        ]
         paragraphs += [
-            "Solution quality: the best validation metric within the step budget ranged from "
-            f"{number(quality['best_val_metric'].min())} "
-            f"to {number(quality['best_val_metric'].max())} across studies.{note}",
+            f"Solution quality: the best value within the step budget across studies was {'; '.join(ranges)}.{note}",
             "",
         ]
     return "\n".join(paragraphs)

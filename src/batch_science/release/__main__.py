@@ -19,9 +19,9 @@ import pandas as pd
 
 from batch_science.io import read_parquet_metadata
 from batch_science.release.exporter import write_release
-from batch_science.release.importer import import_release
+from batch_science.release.importer import IMPORT_SUMMARY, import_release
 from batch_science.release.layout import ReleaseError
-from batch_science.trials import Target
+from batch_science.trials import METRIC_COLUMNS, Target
 
 # The workflow's rules that read only tables: an imported study runs these and never trains.
 ANALYSIS_RULES = (
@@ -43,10 +43,13 @@ ANALYSIS_RULES = (
 
 
 def parse_target(text: str) -> Target:
-    """'error<0.01', 'cross_entropy<3.9' or 'error>0.5' -> Target."""
-    match = re.fullmatch(r"\s*(error|cross_entropy)\s*([<>])\s*([-+0-9.eE]+)\s*", text)
+    """'error<0.01', 'cross_entropy<3.9' or 'average_precision>0.31' -> Target."""
+    metrics = "|".join(METRIC_COLUMNS)
+    match = re.fullmatch(rf"\s*({metrics})\s*([<>])\s*([-+0-9.eE]+)\s*", text)
     if not match:
-        raise ReleaseError(f"target '{text}': expected METRIC<VALUE or METRIC>VALUE with METRIC error or cross_entropy")
+        raise ReleaseError(
+            f"target '{text}': expected METRIC<VALUE or METRIC>VALUE with METRIC {' or '.join(METRIC_COLUMNS)}"
+        )
     metric, sign, value = match.groups()
     return Target(metric, float(value), "minimize" if sign == "<" else "maximize")
 
@@ -59,6 +62,14 @@ def _targets_from_args(items) -> dict[str, Target]:
         name, text = item.split("=", 1)
         targets[name] = parse_target(text)
     return targets
+
+
+def _short_summary(summary: str, max_lines: int = 40) -> str:
+    """The import summary, or only its counts when it is long."""
+    lines = summary.strip().splitlines()
+    if len(lines) > max_lines:
+        lines = [line for line in lines if line.startswith(("Imported", "## "))]
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -75,8 +86,15 @@ def main(argv=None) -> int:
         "--first-complete",
         type=int,
         default=None,
-        help="keep the first N COMPLETE trials per study, as the paper's plots (100)",
+        help="keep the first N COMPLETE trials per study, as the paper's plots (100); a workload with a study "
+        "of fewer is left out, as the paper's loader refuses it",
     )
+    importing.add_argument(
+        "--allow-fewer",
+        action="store_true",
+        help="with --first-complete, keep a study of fewer COMPLETE trials (listed in the import summary)",
+    )
+    importing.add_argument("--force", action="store_true", help="replace a previous import of the same --study")
     importing.add_argument(
         "--strict", action="store_true", help="refuse the whole import if any study folder is malformed"
     )
@@ -100,8 +118,12 @@ def main(argv=None) -> int:
                 args.strict,
                 args.first_complete,
                 args.include,
+                args.allow_fewer,
+                args.force,
             )
+            print(_short_summary((out / IMPORT_SUMMARY).read_text()))
             print(
+                f"every study and trial left out, with its reason: {out / IMPORT_SUMMARY}\n"
                 f"imported into {out}; aggregate, fit and figures with:\n  snakemake --configfile {out}/config.yaml "
                 f"--allowed-rules {' '.join(ANALYSIS_RULES)} --cores 1"
             )

@@ -35,7 +35,7 @@ def _study_json(trials: pd.DataFrame, config: dict | None) -> dict:
     study = {
         "batch_size": int(first["batch_size"]),
         "dataset": first["dataset"],
-        "early_stopping": False,
+        "early_stopping": _stopped_at_goal(trials, config),
         "model": first["model"],
         "optimizer": OPTIMIZER_NAMES[first["optimizer"]],
         "parameter_configs": {},
@@ -47,14 +47,28 @@ def _study_json(trials: pd.DataFrame, config: dict | None) -> dict:
     return study
 
 
+def _stopped_at_goal(trials: pd.DataFrame, config: dict | None) -> bool:
+    """The release's `early_stopping` for one of our studies: whether its trials stopped at the goal
+    (the config's stop_at_target; without a config, whether a trial that reached it stopped there).
+    A reader then sees such a trial's `steps` below `train_steps`."""
+    if config is not None and "stop_at_target" in config:
+        return bool(config["stop_at_target"])
+    reached = trials[trials["status"] == REACHED]
+    return bool(
+        ((reached["final_step"] == reached["steps_to_result"]) & (reached["final_step"] < reached["step_budget"])).any()
+    )
+
+
 def _metadata_json(trial: pd.Series) -> dict:
     # A pruned trial stopped before its budget: the release's INCOMPLETE (our own block keeps "pruned").
     status = {REACHED: "COMPLETE", NOT_REACHED: "COMPLETE", INFEASIBLE: "INFEASIBLE", PRUNED: "INCOMPLETE"}[
         trial["status"]
     ]
+    unknown, absent = {}, []
     if isinstance(trial.get("release_metadata"), str):
         release = json.loads(trial["release_metadata"])
         names, extra = release["parameters"], release["extra"]
+        unknown, absent = release.get("unknown_parameters", {}), release.get("absent", [])
     else:
         names = ["learning_rate", "end_learning_rate_factor", "label_smoothing"]
         if trial["optimizer"] in MOMENTUM_OPTIMIZERS:
@@ -63,7 +77,9 @@ def _metadata_json(trial: pd.Series) -> dict:
             names.append("learning_rate_decay_steps")
         extra = {}
     columns = {release: ours for release, (ours, _) in PARAMETERS.items()}
-    parameters = {name: _json_value(trial[columns[name]]) for name in sorted(names)}
+    parameters = {
+        name: unknown[name] if name in unknown else _json_value(trial[columns[name]]) for name in sorted(names)
+    }
     meta = {
         **extra,
         "parameters": parameters,
@@ -71,6 +87,8 @@ def _metadata_json(trial: pd.Series) -> dict:
         "steps": int(trial["final_step"]),
         "trial_id": int(trial["trial_id"]),
     }
+    for key in absent:  # an imported INFEASIBLE trial whose metadata.json had only its status
+        del meta[key]
     if not isinstance(trial.get("release_metadata"), str):
         # Our own columns the layout has no place for, so that import gives back the same tables.
         meta["batch_science"] = {
@@ -90,10 +108,13 @@ def _metadata_json(trial: pd.Series) -> dict:
     return meta
 
 
-def _measurements(curve: pd.DataFrame, trial: pd.Series) -> pd.DataFrame:
+def _measurements(curve: pd.DataFrame, trial: pd.Series) -> pd.DataFrame | None:
+    """A trial's measurements.csv, or None where the imported trial had none."""
     frame = curve.drop(columns=CURVE_KEYS).rename(columns=RELEASE_MEASUREMENTS)
     if isinstance(trial.get("release_measurement_columns"), str):
         columns = json.loads(trial["release_measurement_columns"])
+        if columns is None:
+            return None
     else:
         columns = ["step", *[c for c in RELEASE_MEASUREMENTS.values() if c in frame.columns]]
     return frame[columns]
@@ -140,8 +161,12 @@ def write_release(
             with open(trial_dir / "metadata.json", "w") as f:
                 json.dump(_metadata_json(trial), f, indent=2, sort_keys=True)
             curve = curves_by_trial.get((*key, trial["trial_id"]))
-            if curve is None:
+            if curve is None and trial["status"] != INFEASIBLE:
                 raise ReleaseError(f"curves table: no curve for trial {trial['trial_id']} of {'/'.join(map(str, key))}")
-            _measurements(curve.sort_values("step"), trial).to_csv(trial_dir / "measurements.csv", index=False)
+            if curve is None:  # an infeasible trial with no evaluation
+                curve = pd.DataFrame(columns=[*curves.columns])
+            measurements = _measurements(curve.sort_values("step"), trial)
+            if measurements is not None:
+                measurements.to_csv(trial_dir / "measurements.csv", index=False)
         written.append(study_dir)
     return written

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from batch_science.trials import INFEASIBLE
+
 # Our optimizer names <-> the release's.
 OPTIMIZER_NAMES = {"sgd": "sgd", "momentum": "momentum", "nesterov": "nesterov_momentum"}
 RELEASE_OPTIMIZERS = {release: ours for ours, release in OPTIMIZER_NAMES.items()}
@@ -24,6 +26,7 @@ MEASUREMENT_COLUMNS = {
     "train/cross_entropy_error": "train_cross_entropy",
     "val/cross_entropy_error": "val_cross_entropy",
     "val/classification_error": "val_error",
+    "val/average_precision": "val_average_precision",  # Open Images
 }
 RELEASE_MEASUREMENTS = {ours: release for release, ours in MEASUREMENT_COLUMNS.items()}
 # Release metaparameter names <-> our trial columns, with the value a trial has when it is not searched.
@@ -36,13 +39,15 @@ PARAMETERS = {
 }
 RELEASE_COLUMNS = ["release_path", "release_study", "release_metadata", "release_measurement_columns"]
 # Goals of the paper's Figure 1 by release dataset folder, then (dataset, model) (PAPER.md,
-# "Goals used for the paper's Figure 1"). Others must be given with --target.
+# "Goals used for the paper's Figure 1"); the solution-quality studies (solution_quality/mnist,
+# solution_quality/fashion_mnist) take their dataset's goal. Others must be given with --target.
 PAPER_TARGETS = {
     "mnist": ("error", 0.01),
     "fashion_mnist": ("error", 0.1),
     "cifar_10": ("error", 0.3),
     ("imagenet", "resnet_50"): ("error", 0.25),
     ("imagenet", "vgg_11"): ("error", 0.35),
+    ("open_images_v4", "resnet_50"): ("average_precision", 0.31, "maximize"),
     "lm1b": ("cross_entropy", 3.9),
     "common_crawl": ("cross_entropy", 3.9),
 }
@@ -58,6 +63,24 @@ class ReleaseTables:
     curves: pd.DataFrame
     problems: list[str] = field(default_factory=list)  # "path: reason", one per study left out
     incomplete: dict[str, int] = field(default_factory=dict)  # study path -> INCOMPLETE trials left out
+    skipped_trials: list[str] = field(default_factory=list)  # "trial path: reason", one per trial left out
+    notes: list[str] = field(default_factory=list)  # "path: what was tolerated", e.g. repeated rows dropped
+
+    def summary(self) -> str:
+        """Every study and trial left out with its reason, and what was tolerated, as Markdown."""
+        complete = int((self.trials["status"] != INFEASIBLE).sum()) if len(self.trials) else 0
+        studies = len(self.trials.drop_duplicates(["workload", "optimizer", "batch_size"])) if len(self.trials) else 0
+        lines = [
+            f"Imported {studies} studies: {complete} COMPLETE and {len(self.trials) - complete} INFEASIBLE trials.",
+            "",
+        ]
+        for title, items in (
+            ("Studies left out", self.problems),
+            ("Trials left out", self.skipped_trials),
+            ("Tolerated", self.notes),
+        ):
+            lines += [f"## {title}: {len(items)}", "", *(f"- {item}" for item in items), *([""] if items else [])]
+        return "\n".join(lines)
 
 
 def search_space_to_parameter_configs(space: dict, step_budget: int) -> dict:

@@ -12,6 +12,7 @@ from pathlib import Path
 from batch_science.config import ConfigError, is_nqm, read_config, validate_config
 from batch_science.models.registry import MODELS
 from batch_science.training.nqm import quadratic_from_config
+from batch_science.trials import TRAINED_METRICS
 
 
 def check_study(config: dict) -> dict:
@@ -19,6 +20,12 @@ def check_study(config: dict) -> dict:
     config = validate_config(config)
     for name, workload in config["workloads"].items():
         key = f"workloads.{name}"
+        metric = workload.get("target", {}).get("metric", TRAINED_METRICS[0])
+        if metric not in TRAINED_METRICS and "imported_from" not in config:
+            raise ConfigError(
+                f"config key {key}.target.metric: '{metric}' is recorded only by an imported "
+                f"release study; a trained one records {', '.join(TRAINED_METRICS)}"
+            )
         if is_nqm(workload):
             target_loss = workload["nqm"]["target_loss"]
             initial_loss = quadratic_from_config(workload["nqm"]).initial_loss
