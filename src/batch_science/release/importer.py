@@ -272,11 +272,7 @@ def read_trial(trial_dir: Path, study: dict, context: dict, notes: list[str]) ->
         "step_budget": int(study.get("train_steps", final_step)),
         "eval_every": int(ours.get("eval_every", _median_eval_interval(curve["step"].to_numpy()))),
         "effective_learning_rate": effective_learning_rate(float(values["learning_rate"]), float(values["momentum"])),
-        "status": PRUNED
-        if pruned
-        else (REACHED if math.isfinite(steps) else NOT_REACHED)
-        if feasible
-        else INFEASIBLE,
+        "status": PRUNED if pruned else (REACHED if math.isfinite(steps) else NOT_REACHED) if feasible else INFEASIBLE,
         "steps_to_result": steps,
         "best_val_metric": best_metric,
         "best_step": best_step,
