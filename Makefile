@@ -47,7 +47,7 @@ test: install lint dryrun
 	$(BIN)/pytest -q
 
 # The engine against the plain Keras loop, the matmul peak, the study's time split and DAG scale
-# (several minutes); writes results/bench/{engine,study,dag,paper_models}.csv and prints them.
+# (several minutes); writes results/bench/{engine,study,dag,paper_models,pruning}.csv and prints them.
 .PHONY: bench
 bench: install
 	$(BIN)/python -m batch_science.bench --out results/bench

@@ -6,7 +6,17 @@ import math
 import numpy as np
 import pytest
 
-from batch_science.trials import INFEASIBLE, NOT_REACHED, REACHED, Target, TrialOutcome, observe, strictly_better
+from batch_science.trials import (
+    INFEASIBLE,
+    NOT_REACHED,
+    PRUNED,
+    REACHED,
+    Target,
+    TrialOutcome,
+    observe,
+    prune,
+    strictly_better,
+)
 
 
 @pytest.mark.parametrize(
@@ -44,11 +54,11 @@ def test_unknown_direction_or_metric_is_refused():
         Target("accuracy", 0.5)
 
 
-def evaluations(outcome, target, points, stop_at_target=True):
+def evaluations(outcome, target, points, stop_at_target=True, prune_at=math.inf):
     """Feed (step, val_error, alive) points to observe(); return the step at which it finished."""
     for step, error, alive in points:
         metrics = {"train_cross_entropy": 1.0, "val_cross_entropy": 1.0, "val_error": error}
-        if observe(outcome, target, step, metrics, alive, stop_at_target):
+        if observe(outcome, target, step, metrics, alive, stop_at_target, prune_at):
             return step
     return None
 
@@ -109,3 +119,33 @@ def test_a_non_finite_validation_loss_is_infeasible():
     metrics = {"train_cross_entropy": 1.0, "val_cross_entropy": math.inf, "val_error": 0.1}
     assert observe(outcome, Target("error", 0.4), 0, metrics, True)
     assert outcome.status == INFEASIBLE
+
+
+@pytest.mark.parametrize(
+    "errors, prune_at, status, final_step",
+    [
+        ([0.9, 0.8, 0.7], 10, PRUNED, 10),  # at the best step without the goal: it can only be later
+        ([0.9, 0.8, 0.3], 20, REACHED, 20),  # meets the goal exactly at the best step: kept (ties by id)
+        ([0.9, 0.8, 0.7], 20, PRUNED, 20),
+        ([0.9, 0.8, 0.7, 0.6], 30, NOT_REACHED, 30),  # at its budget: complete, not pruned
+        ([0.9, 0.3], 0, PRUNED, 0),  # another trial met the goal at step 0
+    ],
+)
+def test_a_trial_is_pruned_once_at_the_best_step_without_the_goal(errors, prune_at, status, final_step):
+    target = Target("error", 0.4)
+    outcome = TrialOutcome({"step_budget": 30})
+    history = [(10 * k, error, True) for k, error in enumerate(errors)]
+    assert evaluations(outcome, target, history, prune_at=prune_at) == final_step
+    assert (outcome.status, outcome.final_step) == (status, final_step)
+
+
+def test_prune_stops_a_running_trial_at_or_past_the_best_step_only():
+    target = Target("error", 0.4)
+    outcome = TrialOutcome({"step_budget": 100})
+    assert not prune(outcome, 0)  # not yet evaluated
+    evaluations(outcome, target, [(0, 0.9, True), (10, 0.8, True)])
+    assert not prune(outcome, 11) and outcome.status == NOT_REACHED
+    assert prune(outcome, 10) and outcome.status == PRUNED and len(outcome.curve) == 2
+    reached = TrialOutcome({"step_budget": 100})
+    evaluations(reached, target, [(0, 0.9, True), (10, 0.3, True)], stop_at_target=False)
+    assert not prune(reached, 0) and reached.status == REACHED

@@ -281,7 +281,7 @@ def merged(study_wide, own):
 
 
 def workload_setting(config: dict, workload: str, key: str):
-    """The top-level setting `key` as it applies to a workload (trials, trials_per_job, noise_scale):
+    """The top-level setting `key` as it applies to a workload (trials, trials_per_job, noise_scale, prune):
     the workload's own `key` merged over the study's."""
     return merged(config[key], config["workloads"][workload].get(key))
 

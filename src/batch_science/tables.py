@@ -33,7 +33,7 @@ TRIAL_COLUMNS = [
 STEPS_TO_RESULT_COLUMNS = [
     *STUDY_KEYS, "steps_to_result", "best_trial", "learning_rate", "momentum", "effective_learning_rate",
     "decay_steps", "end_factor", "label_smoothing", *OWN_METAPARAMETER_KEYS, "n_trials", "n_infeasible", "n_reached",
-    "best_val_metric", "step_budget", "target_metric", "target_value", "target_direction",
+    "n_pruned", "best_val_metric", "step_budget", "target_metric", "target_value", "target_direction",
 ]  # fmt: skip
 TABLE_KINDS = ("trials", "curves")
 STUDY_PATTERN = Study("{workload}", "{optimizer}", "{batch_size}")
@@ -66,6 +66,11 @@ def partial_trial(partial_folder: str | Path, trial_id: int) -> Path:
 def trial_checkpoint(partial_folder: str | Path, trial_id: int) -> Path:
     """The folder of a trial's mid-trial checkpoints (training/checkpoint.py)."""
     return Path(partial_folder) / f"trial_{trial_id:05d}.checkpoint"
+
+
+def best_step_file(partial_folder: str | Path, shard: int) -> Path:
+    """A tune job's fewest steps to result of its study so far, read by the study's other jobs (config prune)."""
+    return Path(partial_folder) / f"best_step_shard{shard}.json"
 
 
 def tune_log(study_name: str, study: Study = STUDY_PATTERN, shard="{shard}") -> str:

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-REACHED, NOT_REACHED, INFEASIBLE = "reached", "not_reached", "infeasible"
-STATUSES = (REACHED, NOT_REACHED, INFEASIBLE)
+REACHED, NOT_REACHED, INFEASIBLE, PRUNED = "reached", "not_reached", "infeasible", "pruned"
+# PRUNED: stopped before its budget, at or past a step at which another trial of its study had
+# already met the goal, without meeting it: it cannot be the study's best (config `prune`).
+STATUSES = (REACHED, NOT_REACHED, INFEASIBLE, PRUNED)
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 MOMENTUM_OPTIMIZERS = ("momentum", "nesterov")
 # What every trial's search point sets (tuning/search.py), each trainer's per-trial scalars.
@@ -118,7 +120,13 @@ class TrialState:
 
 
 def observe(
-    outcome: TrialOutcome, target: Target, step: int, metrics: dict, alive: bool, stop_at_target: bool = True
+    outcome: TrialOutcome,
+    target: Target,
+    step: int,
+    metrics: dict,
+    alive: bool,
+    stop_at_target: bool = True,
+    prune_at: float = math.inf,
 ) -> bool:
     """Record one evaluation of a trial; return whether the trial is finished.
 
@@ -127,7 +135,8 @@ def observe(
     from the first evaluation at which it is not alive or its validation loss is not finite; its
     steps to result is the first evaluated step that meets the target; its best metric the best
     finite value while feasible (the earliest step on ties). It is finished once infeasible, at
-    its step budget, or, with `stop_at_target`, at the target.
+    its step budget, or, with `stop_at_target`, at the target; and pruned (see `prune`) once at
+    `prune_at`, the fewest steps to result of its study known so far.
     """
     metric = metrics[target.column]
     outcome.final_step = step
@@ -140,7 +149,25 @@ def observe(
     if outcome.status != INFEASIBLE and math.isfinite(metric) and improves:
         outcome.best_metric, outcome.best_step = float(metric), step
     reached = outcome.status == REACHED
-    return outcome.status == INFEASIBLE or step >= outcome.trial["step_budget"] or (stop_at_target and reached)
+    at_budget = step >= outcome.trial["step_budget"]
+    return outcome.status == INFEASIBLE or at_budget or (stop_at_target and reached) or prune(outcome, prune_at)
+
+
+def prune(outcome: TrialOutcome, prune_at: float) -> bool:
+    """Mark a trial pruned if it cannot be its study's best; return whether it is.
+
+    `prune_at` is the fewest steps to result of any trial of the study known so far. A trial
+    still running, evaluated at a step at or past it without having met the goal, can first meet
+    it at a later step only, so it never wins (ties go to the lowest trial id, and a trial that
+    meets the goal exactly at `prune_at` is never pruned: it is evaluated there and reached).
+    A trial at its budget is complete, not pruned.
+    """
+    if outcome.status != NOT_REACHED or outcome.final_step < prune_at:
+        return False
+    if outcome.final_step >= outcome.trial["step_budget"] or not outcome.curve:
+        return False
+    outcome.status = PRUNED
+    return True
 
 
 def metaparameter_keys(optimizer: str) -> tuple[str, ...]:

@@ -119,3 +119,26 @@ def test_keras_twins_of_the_paper_models_train_as_many_weights():
             d_model = model.dims[1]
             expected += workload.input_shape[0] * d_model + d_model * workload.num_classes + workload.num_classes
         assert trainable == expected, workload.name
+
+
+def test_pruning_goal_needs_the_ratio_over_all_studies_and_every_answer_identical():
+    from batch_science.bench.__main__ import pruning_goal_lines
+
+    table = pd.DataFrame(
+        {
+            "trial_steps_full": [1000, 3000],
+            "trial_steps_pruned": [900, 1000],  # 1.11x and 3x: 2.11x over both
+            "identical_steps_to_result": [True, True],
+            "wall_s_full": [10.0, 30.0],
+            "wall_s_pruned": [10.0, 10.0],
+            "precision": ["float64", "float64"],
+        }
+    )
+    (line,) = pruning_goal_lines(table)
+    assert line.startswith("pruning: 2.11x fewer trial-steps over 2 studies (2.00x less wall time)")
+    assert line.endswith("identical in 2/2, goal 1.7x and all identical: met")
+    table.loc[0, "identical_steps_to_result"] = False
+    assert pruning_goal_lines(table)[0].endswith("identical in 1/2, goal 1.7x and all identical: NOT met")
+    assert pruning_goal_lines(table.iloc[:0]) == []
+    table = pd.concat([table, table.assign(precision="float32")], ignore_index=True)
+    assert pruning_goal_lines(table)[1] == "pruning in float32: identical in 1/2 studies"

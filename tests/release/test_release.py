@@ -274,6 +274,24 @@ def test_adam_trials_are_refused_by_the_export_in_one_line_before_anything_is_wr
     assert not (tmp_path / "out").exists()
 
 
+def test_a_pruned_trial_is_exported_incomplete_and_comes_back_pruned(tmp_path):
+    trials, curves = tune_tables()
+    one = (trials["optimizer"] == "nesterov") & (trials["batch_size"] == 256) & (trials["trial_id"] == 0)
+    trials.loc[one, ["status", "steps_to_result", "final_step", "best_step"]] = ["pruned", math.nan, 20, 20]
+    curves = curves[~((curves["optimizer"] == "nesterov") & (curves["batch_size"] == 256) & (curves["trial_id"] == 0))
+                    | (curves["step"] <= 20)]  # fmt: skip
+    write_release(trials, curves, tmp_path / "out")
+    meta = json.loads((tmp_path / "out/mnist1d/mlp/nesterov_momentum/256/0/metadata.json").read_text())
+    assert (meta["status"], meta["steps"]) == ("INCOMPLETE", 20)  # the release's word for stopped early
+    back = read_release(tmp_path / "out", "tiny")
+    order = ["workload", "optimizer", "batch_size", "trial_id"]
+    pd.testing.assert_frame_equal(
+        back.trials[trials.columns].sort_values(order, ignore_index=True),
+        trials.sort_values(order, ignore_index=True),
+        check_exact=True,
+    )
+
+
 def test_exported_study_json_carries_the_search_space(tmp_path, tiny_config):
     trials, curves = tune_tables()
     write_release(trials, curves, tmp_path / "out", tiny_config)

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from batch_science.analysis.fit import FIT_KEYS, piecewise_curve, scaling_curve  # noqa: E402
-from batch_science.trials import INFEASIBLE, MOMENTUM_KEYS, NOT_REACHED, REACHED  # noqa: E402
+from batch_science.trials import INFEASIBLE, MOMENTUM_KEYS, NOT_REACHED, PRUNED, REACHED  # noqa: E402
 
 # How each optimizer of trials.OPTIMIZERS is drawn: (label, colour, marker).
 OPTIMIZER_STYLE = {
@@ -35,6 +35,7 @@ STATUS_STYLE = {
     REACHED: dict(marker="o", label="goal reached"),
     NOT_REACHED: dict(marker="x", color="0.55", label="goal not reached"),
     INFEASIBLE: dict(marker="^", color="black", label="infeasible", facecolors="none"),
+    PRUNED: dict(marker="+", color="tab:orange", label="pruned: stopped, could not win"),
 }
 
 
@@ -481,6 +482,8 @@ def solution_quality_figure(steps: pd.DataFrame, path, stopped_at_target: bool):
         ax.set_ylabel(f"best validation {rows_w['target_metric'].iloc[0].replace('_', ' ')}")
         ax.legend(fontsize=7)
     note = " (trials stopped at the goal: values past the goal are censored)" if stopped_at_target else ""
+    if "n_pruned" in steps and steps["n_pruned"].sum():
+        note += "\n(pruned trials stopped early: each value is at most as good as a full run's)"
     figure.suptitle("Best validation metric within the step budget" + note, fontsize=10)
     save(figure, path)
 
@@ -559,9 +562,15 @@ def tuning_budget_figure(table: pd.DataFrame, path):
         bottom.axhline(0.5, color="0.6", ls=":", lw=0.8)
         bottom.set_ylabel("subsets reaching\nthe goal", fontsize=8)
     confidence = table["confidence"].iloc[0]
+    note = ""
+    if "fraction_exact" in table and (table["fraction_exact"] < 1).any():
+        note = (
+            f"\npruned trials: {1 - table['fraction_exact'].mean():.0%} of subsets lack the trial that stopped them; "
+            "there steps are upper bounds"
+        )
     figure.suptitle(
         f"Robustness to the tuning budget: median over random subsets of k trials (light band: {confidence:.0%} "
-        "range); below, the fraction of subsets that reached the goal (dotted: half, below which no median)",
+        "range); below, the fraction of subsets that reached the goal (dotted: half, below which no median)" + note,
         fontsize=9,
         wrap=True,
     )

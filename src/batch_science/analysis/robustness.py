@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from batch_science.analysis.steps import best_trials
+from batch_science.analysis.steps import best_is_exact, best_trials
 from batch_science.tables import STUDY_KEYS
 
 
@@ -47,10 +47,14 @@ def tuning_budget_table(
     """Per study and budget k: median steps to result over resamples, its spread, how often any trial reached.
 
     A subset in which no trial reaches the goal counts as infinitely slow, so the median is
-    missing (NaN) once fewer than half of the subsets reach it.
+    missing (NaN) once fewer than half of the subsets reach it. With pruned trials (config prune),
+    a subset without the trial that stopped them may not know its best: `fraction_exact` is the
+    share of subsets that do; below 1 the steps are upper bounds and fraction_reached a lower one.
     """
     alpha = (1 - confidence) / 2
-    best = best_trials(budget_subsets(trials, n_resamples, np.random.default_rng(seed)), by=("budget", "resample"))
+    subsets = budget_subsets(trials, n_resamples, np.random.default_rng(seed))
+    best = best_trials(subsets, by=("budget", "resample"))
+    best["exact"] = best_is_exact(subsets, best, by=("budget", "resample"))
     best["steps"] = best["steps_to_result"].fillna(np.inf)
     summary = (
         best.groupby([*STUDY_KEYS, "budget"], sort=True)
@@ -60,6 +64,7 @@ def tuning_budget_table(
             steps_median=("steps", lambda s: float(np.quantile(s, 0.5, method="inverted_cdf"))),
             steps_lo=("steps", lambda s: float(np.quantile(s, alpha, method="inverted_cdf"))),
             steps_hi=("steps", lambda s: float(np.quantile(s, 1 - alpha, method="inverted_cdf"))),
+            fraction_exact=("exact", "mean"),
         )
         .reset_index()
     )

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from batch_science.tables import STEPS_TO_RESULT_COLUMNS, STUDY_KEYS
-from batch_science.trials import DIRECTIONS, INFEASIBLE, OWN_METAPARAMETER_KEYS, Target
+from batch_science.trials import DIRECTIONS, INFEASIBLE, OWN_METAPARAMETER_KEYS, PRUNED, Target
 
 
 def trial_steps_to_result(curve: pd.DataFrame, metric: str, target_value: float, direction: str = "minimize") -> float:
@@ -45,7 +45,9 @@ def best_trials(trials: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
 
     Ties go to the lowest trial id (evaluations ordered by step, then trial id). Infeasible
     trials never count: `n_trials` counts the feasible ones (the release's COMPLETE trials, as the
-    paper counts them), `n_infeasible` the others. Studies where no trial reached the target get NaN steps.
+    paper counts them), `n_infeasible` the others. Studies where no trial reached the target get NaN steps. Pruned
+    trials (config prune) cannot win, so the best trial is that of a full run; the counts and the best
+    metric are of what was trained (n_pruned says how many trials stopped early).
     `by` names extra grouping columns (e.g. a resample index) that come first in the result,
     so many resamples of the trials are scored in one call.
     """
@@ -57,12 +59,19 @@ def best_trials(trials: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     # Best metric of feasible trials, signed so that "best" is always the minimum.
     signed_metric = trials["best_val_metric"].where(~infeasible) * sign
     counts = (
-        trials.assign(_infeasible=infeasible, _feasible=~infeasible, _reached=reached, _signed_metric=signed_metric)
+        trials.assign(
+            _infeasible=infeasible,
+            _feasible=~infeasible,
+            _reached=reached,
+            _pruned=trials["status"] == PRUNED,
+            _signed_metric=signed_metric,
+        )
         .groupby(keys, sort=True)
         .agg(
             n_trials=("_feasible", "sum"),
             n_infeasible=("_infeasible", "sum"),
             n_reached=("_reached", "sum"),
+            n_pruned=("_pruned", "sum"),
             step_budget=("step_budget", "first"),
             target_metric=("target_metric", "first"),
             target_value=("target_value", "first"),
@@ -93,9 +102,30 @@ def best_trials(trials: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
     best["best_trial"] = best["best_trial"].fillna(-1).astype(int)
     best["steps_to_result"] = best["steps_to_result"].astype(float)
     best = best.astype(
-        {"n_trials": int, "n_infeasible": int, "n_reached": int, "step_budget": int, "target_value": float}
+        {
+            "n_trials": int,
+            "n_infeasible": int,
+            "n_reached": int,
+            "n_pruned": int,
+            "step_budget": int,
+            "target_value": float,
+        }
     )
     return best.reindex(columns=[*by, *STEPS_TO_RESULT_COLUMNS])
+
+
+def best_is_exact(trials: pd.DataFrame, best: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.Series:
+    """Whether each row of `best` (best_trials(trials, by)) is what the trials would give unpruned.
+
+    A pruned trial met no goal up to its final step, so it needs more steps than that, if it ever
+    meets it: a study's best is exact when no pruned trial among its trials stopped before the best
+    trial's steps to result. Pruning keeps a whole study exact by construction; a subset of its
+    trials (bootstrap, tuning budget) may miss the trial that made the others stop.
+    """
+    keys = [*by, *STUDY_KEYS]
+    stopped = trials[trials["status"] == PRUNED].groupby(keys)["final_step"].min().rename("_pruned_at")
+    pruned_at = best.join(stopped, on=keys)["_pruned_at"]
+    return pruned_at.isna() | (best["steps_to_result"] <= pruned_at)
 
 
 def with_interpolated_steps(best: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:

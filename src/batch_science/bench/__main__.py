@@ -69,6 +69,13 @@ def main(argv=None) -> None:
         help="batch sizes where the paper models also train with the compilation the rule rejects",
     )
     parser.add_argument("--paper-models-only", action="store_true", help="measure only the paper-model rows")
+    parser.add_argument(
+        "--pruning-batch-sizes",
+        type=int,
+        nargs="*",
+        default=list(PRUNING_BATCH_SIZES),
+        help="momentum studies of the first workload trained with and without prune (pruning.csv)",
+    )
     args = parser.parse_args(argv)
 
     config_path = Path(args.config).resolve()
@@ -270,6 +277,8 @@ def main(argv=None) -> None:
 
     dag = pd.DataFrame(dag_scaling(config_path, config, args.dag_trials)) if args.dag_trials else pd.DataFrame()
     dag.to_csv(out / "dag.csv", index=False)
+    pruning = pruning_table(config, args.pruning_batch_sizes)
+    pruning.to_csv(out / "pruning.csv", index=False)
 
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:,.3g}".format):
         print("\nengine.csv")
@@ -279,8 +288,11 @@ def main(argv=None) -> None:
         if len(dag):
             print("\ndag.csv")
             print(dag.to_string(index=False))
+        if len(pruning):
+            print("\npruning.csv (float64 rows identical by construction; float32 rows as regrouping allows)")
+            print(pruning.to_string(index=False))
     print("\ngoals (issue 3), best engine strategy per row:")
-    for line in goal_lines(table) + keras_model_goal_lines(table):
+    for line in goal_lines(table) + keras_model_goal_lines(table) + pruning_goal_lines(pruning):
         print("  " + line)
     if args.paper_models:
         print("goals (issue 17), paper models:")
@@ -422,6 +434,64 @@ def paper_goal_lines(table) -> list[str]:
                 f"{'rule backed' if faster >= 1 else 'rule NOT backed'}"
             )
     return lines
+
+
+# Studies of the pruning comparison: the default study's momentum studies at these batch sizes,
+# with all their trials, budgets and evaluation grid (a same-shaped part of the default study).
+PRUNING_BATCH_SIZES = (16, 64, 256, 1024)
+PRUNING_GOAL = 1.7  # at least this many times fewer trial-steps over the studies, every answer identical
+
+
+def pruning_table(config: dict, batch_sizes: list[int], precisions=("float64", "float32")) -> pd.DataFrame:
+    """pruning.csv: per study and precision, trial-steps and wall time with and without prune, and
+    whether the steps to result and best trial are identical (each run in a fresh process). float64
+    rows are identical by construction; float32 rows measure how often regrouping moves a result."""
+    rows = []
+    name = next(iter(config["workloads"]))
+    for precision, batch_size in ((p, b) for p in precisions for b in batch_sizes):
+        pruned, full = (
+            in_processes("pruning_study", [(config, "momentum", batch_size, p, precision)])[0] for p in (True, False)
+        )
+        answer = [(run["steps_to_result"], run["best_trial"]) for run in (pruned, full)]
+        rows.append(
+            {
+                "study": f"{name}/momentum/b{batch_size}",
+                "trial_steps_full": full["trial_steps"],
+                "trial_steps_pruned": pruned["trial_steps"],
+                "ratio": full["trial_steps"] / pruned["trial_steps"],
+                "identical_steps_to_result": answer[0] == answer[1]
+                or (math.isnan(answer[0][0]) and math.isnan(answer[1][0])),
+                "steps_to_result": full["steps_to_result"],
+                "best_trial": full["best_trial"],
+                "trials_pruned": pruned["pruned"],
+                "wall_s_full": full["seconds"],
+                "wall_s_pruned": pruned["seconds"],
+                "precision": precision,
+            }
+        )
+        print(f"  pruning b{batch_size} {precision}: {rows[-1]['ratio']:.2f}x fewer trial-steps", flush=True)
+    return pd.DataFrame(rows)
+
+
+def pruning_goal_lines(pruning: pd.DataFrame) -> list[str]:
+    """The goal on the float64 rows (identical by construction); float32 agreement is reported beside it."""
+    float32 = pruning[pruning["precision"] == "float32"] if len(pruning) else pruning
+    pruning = pruning[pruning["precision"] == "float64"] if len(pruning) else pruning
+    if not len(pruning):
+        return []
+    ratio = pruning["trial_steps_full"].sum() / pruning["trial_steps_pruned"].sum()
+    identical = bool(pruning["identical_steps_to_result"].all())
+    met = ratio >= PRUNING_GOAL and identical
+    return [
+        f"pruning: {ratio:.2f}x fewer trial-steps over {len(pruning)} studies "
+        f"({pruning['wall_s_full'].sum() / pruning['wall_s_pruned'].sum():.2f}x less wall time), steps to result "
+        f"identical in {int(pruning['identical_steps_to_result'].sum())}/{len(pruning)}, goal {PRUNING_GOAL}x and "
+        f"all identical: {'met' if met else 'NOT met'}"
+    ] + (
+        [f"pruning in float32: identical in {int(float32['identical_steps_to_result'].sum())}/{len(float32)} studies"]
+        if len(float32)
+        else []
+    )
 
 
 def _workload_eval_every(config: dict, batch_size: int) -> int:

@@ -14,8 +14,9 @@ the one-job-per-core strategies are left out).
 
 Writes results/bench/engine.csv (one row per batch size and strategy), study.csv (where the
 time of the default study goes, and Snakemake's per-job overhead), dag.csv (dry-run time
-against the number of jobs) and paper_models.csv (the paper's models on mock data, the engine
-against the same network in Keras; bench/paper_workloads.py).
+against the number of jobs), paper_models.csv (the paper's models on mock data, the engine
+against the same network in Keras; bench/paper_workloads.py) and pruning.csv (trial-steps of
+studies with and without pruning).
 """
 
 from __future__ import annotations
@@ -262,6 +263,29 @@ def engine_sweep(
         "final_steps": [o.final_step for o in outcomes],
         "steps_to_result": [o.steps_to_result for o in outcomes],
         "status": [o.status for o in outcomes],
+    }
+
+
+def pruning_study(config: dict, optimizer: str, batch_size: int, prune: bool, precision: str = "float64") -> dict:
+    """One study of the config's first workload, all its trials as a tune job trains them: its
+    trial-steps, wall time and answer, with pruning (config prune) or without. In float64 each
+    trial's arithmetic is the same whichever trials share its graph and when; in float32 not quite."""
+    _start_tensorflow(None)
+    name, workload, model, arrays = _workload(config)
+    study = Study(name, optimizer, batch_size)
+    trials = study_trials(config, study, range(config["trials"]))
+    engine = Engine(model, arrays, optimizer, batch_size, precision)
+    started = time.perf_counter()
+    outcomes = engine.run(trials, **run_settings(config, name), prune_trials=prune)
+    seconds = time.perf_counter() - started
+    reached = [(o.steps_to_result, o.trial["trial_id"]) for o in outcomes if o.status == "reached"]
+    steps_to_result, best_trial = min(reached, default=(math.nan, -1))
+    return {
+        "trial_steps": sum(o.final_step for o in outcomes),
+        "seconds": seconds,
+        "steps_to_result": steps_to_result,
+        "best_trial": best_trial,
+        "pruned": sum(o.status == "pruned" for o in outcomes),
     }
 
 

@@ -17,7 +17,7 @@ from batch_science.release.layout import (
     search_space_to_parameter_configs,
 )
 from batch_science.tables import CURVE_KEYS, STUDY_KEYS, TRIAL_COLUMNS
-from batch_science.trials import INFEASIBLE, MOMENTUM_OPTIMIZERS, NOT_REACHED, REACHED
+from batch_science.trials import INFEASIBLE, MOMENTUM_OPTIMIZERS, NOT_REACHED, PRUNED, REACHED
 from batch_science.tuning.search import study_space
 
 
@@ -60,7 +60,10 @@ def _stopped_at_goal(trials: pd.DataFrame, config: dict | None) -> bool:
 
 
 def _metadata_json(trial: pd.Series) -> dict:
-    status = {REACHED: "COMPLETE", NOT_REACHED: "COMPLETE", INFEASIBLE: "INFEASIBLE"}[trial["status"]]
+    # A pruned trial stopped before its budget: the release's INCOMPLETE (our own block keeps "pruned").
+    status = {REACHED: "COMPLETE", NOT_REACHED: "COMPLETE", INFEASIBLE: "INFEASIBLE", PRUNED: "INCOMPLETE"}[
+        trial["status"]
+    ]
     unknown, absent = {}, []
     if isinstance(trial.get("release_metadata"), str):
         release = json.loads(trial["release_metadata"])
@@ -90,6 +93,7 @@ def _metadata_json(trial: pd.Series) -> dict:
         # Our own columns the layout has no place for, so that import gives back the same tables.
         meta["batch_science"] = {
             "workload": trial["workload"],
+            "status": trial["status"],
             "seed": int(trial["seed"]),
             "eval_every": int(trial["eval_every"]),
             "config_hash": trial["config_hash"],

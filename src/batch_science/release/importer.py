@@ -48,7 +48,15 @@ from batch_science.tables import (
     TRIAL_COLUMNS,
     shard_table,
 )
-from batch_science.trials import INFEASIBLE, MOMENTUM_OPTIMIZERS, NOT_REACHED, REACHED, Target, effective_learning_rate
+from batch_science.trials import (
+    INFEASIBLE,
+    MOMENTUM_OPTIMIZERS,
+    NOT_REACHED,
+    PRUNED,
+    REACHED,
+    Target,
+    effective_learning_rate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -197,9 +205,10 @@ def read_trial(trial_dir: Path, study: dict, context: dict, notes: list[str]) ->
         raise _TrialLeftOut(
             status, f"status '{status}' is not one of {', '.join(RELEASE_STATUSES)} (skipped, as the paper's loader)"
         )
-    if status == "INCOMPLETE":
+    pruned = status == "INCOMPLETE" and meta.get("batch_science", {}).get("status") == PRUNED
+    if status == "INCOMPLETE" and not pruned:  # ours, pruned (config prune), are kept as such
         raise _TrialLeftOut(status, "INCOMPLETE (ignored, as the paper's analysis does)")
-    if status == "COMPLETE":
+    if status == "COMPLETE" or pruned:
         _require(meta, ["parameters", "trial_id"], meta_path)
     if str(meta.get("trial_id", trial_dir.name)) != trial_dir.name:
         raise ReleaseError(f"{meta_path}: trial_id {meta['trial_id']} does not match its folder '{trial_dir.name}'")
@@ -211,9 +220,9 @@ def read_trial(trial_dir: Path, study: dict, context: dict, notes: list[str]) ->
             )
         raise ReleaseError(f"{meta_path}: parameters must be an object with a numeric learning_rate")
     target = context["target"]
-    measurements = _trial_measurements(trial_dir, status, notes)
+    measurements = _trial_measurements(trial_dir, "COMPLETE" if pruned else status, notes)
     metric_column = RELEASE_MEASUREMENTS[target.column]
-    if status == "COMPLETE" and metric_column not in measurements.columns:
+    if (status == "COMPLETE" or pruned) and metric_column not in measurements.columns:
         raise ReleaseError(
             f"{trial_dir / 'measurements.csv'}: no '{metric_column}' column for target metric '{target.metric}'"
         )
@@ -263,7 +272,7 @@ def read_trial(trial_dir: Path, study: dict, context: dict, notes: list[str]) ->
         "step_budget": int(study.get("train_steps", final_step)),
         "eval_every": int(ours.get("eval_every", _median_eval_interval(curve["step"].to_numpy()))),
         "effective_learning_rate": effective_learning_rate(float(values["learning_rate"]), float(values["momentum"])),
-        "status": (REACHED if math.isfinite(steps) else NOT_REACHED) if feasible else INFEASIBLE,
+        "status": PRUNED if pruned else (REACHED if math.isfinite(steps) else NOT_REACHED) if feasible else INFEASIBLE,
         "steps_to_result": steps,
         "best_val_metric": best_metric,
         "best_step": best_step,
@@ -441,7 +450,7 @@ def _first_complete(
             if complete >= n:
                 break
             cut += 1
-            complete += record["status"] != INFEASIBLE
+            complete += record["status"] not in (INFEASIBLE, PRUNED)
         kept[study_dir] = (records[:cut], curves[:cut])
         if cut < len(records):
             ids = [record["trial_id"] for record in records[cut:]]

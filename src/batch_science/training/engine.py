@@ -457,17 +457,33 @@ class Engine:
         progress: Progress | None = None,
         resume: dict[int, TrialState] | None = None,
         on_interval: Callable[[Callable[[], list[TrialState]]], None] = lambda in_flight: None,
+        prune_trials: bool = False,
+        share_best: Callable[[float, int], float] = lambda best_step, best_trial: best_step,
     ) -> list[TrialOutcome]:
         """Train `trials` in one graph of `group_size` slots (auto if None); outcomes in trial order.
 
         `resume` maps trial ids to saved states: those trials continue from there instead of step 0.
         `on_interval(in_flight)` is called after every compiled call, when every slot is consistent;
         `in_flight()` returns the states of the trials part-way through (a copy from the device).
+        With `prune_trials` (config `prune`) a trial that can no longer be the study's best stops,
+        pruned (trials.prune), and trials train in rounds so that the best is found early;
+        `share_best(best_step, best_trial)` is called after every call with the fewest steps to
+        result found here and its trial, and returns the study's, which other jobs may have found.
         """
         if not trials:
             return []
         n_slots = self.slots_for(len(trials), group_size)
         runner = SlotRunner(
-            self, trials, target, divergence_factor, stop_at_target, on_finish, progress, resume, on_interval
+            self,
+            trials,
+            target,
+            divergence_factor,
+            stop_at_target,
+            on_finish,
+            progress,
+            resume,
+            on_interval,
+            prune_trials,
+            share_best,
         )
         return runner.run(n_slots)

@@ -22,11 +22,13 @@ from batch_science.trials import (
     INFEASIBLE,
     METAPARAMETERS,
     OWN_METAPARAMETERS,
+    PRUNED,
     REACHED,
     STATUSES,
     TrialOutcome,
     TrialState,
     observe,
+    prune,
 )
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,11 @@ MAX_INTERVALS_PER_CALL = 32
 # Per-slot scalars of a compiled call: the trial's metaparameters and its divergence factor; a
 # trial of an optimizer with metaparameters of its own (trials.OWN_METAPARAMETERS) adds those.
 HYPER_KEYS = (*METAPARAMETERS, "divergence_factor")
+# With pruning, trials train in rounds, all of them up to a step cap before any goes further, so
+# that the study's fewest steps to result is found early: the first round's cap is this share of
+# the budget, and each round doubles it. A trial's identity and arithmetic do not change: it is
+# set aside between rounds in a TrialState and resumes exactly where it stopped.
+FIRST_ROUND_SHARE = 1 / 16
 
 
 class SlotRunner:
@@ -64,6 +71,8 @@ class SlotRunner:
         progress,
         resume=None,
         on_interval=lambda in_flight: None,
+        prune_trials=False,
+        share_best=lambda best_step, best_trial: best_step,
     ):
         self.engine, self.tf = engine, engine.tf
         self.resume, self.on_interval = dict(resume or {}), on_interval
@@ -74,6 +83,14 @@ class SlotRunner:
         self.pending = deque(range(len(trials)))
         self.flops_per_trial_step = engine.training_flops_per_example() * engine.batch_size
         self.hyper_keys = (*HYPER_KEYS, *OWN_METAPARAMETERS.get(engine.optimizer, ()))
+        # Pruning (trials.prune): the fewest steps to result of the study known so far, here or,
+        # through `share_best` (best step here -> best step of the study), in other jobs.
+        self.prune_trials, self.share_best = prune_trials, share_best
+        self.best_step, self.found = math.inf, (math.inf, -1)  # the study's; this run's (steps, trial id)
+        self.round_cap = math.inf
+        if prune_trials and trials:
+            self.round_cap = math.ceil(FIRST_ROUND_SHARE * max(t["step_budget"] for t in trials))
+        self.set_aside: dict[int, TrialState] = {}  # position in trials -> its state between rounds
 
     def run(self, n_slots: int) -> list[TrialOutcome]:
         tf, engine = self.tf, self.engine
@@ -89,6 +106,7 @@ class SlotRunner:
         self.steps = np.zeros(n_slots, np.int64)
         self.slots: list[int | None] = [None] * n_slots  # slot -> position in trials
         self.fresh = np.zeros(n_slots, bool)
+        self._share_and_prune()
         self._refill()
         compiled_sizes = engine.compiled_sizes
         # The goal, as the compiled call checks it to stop a slot (see Engine.intervals_graph).
@@ -98,6 +116,7 @@ class SlotRunner:
             "goal_sign": tf.constant(self.target.sign, tf.float64),
         }
         while any(s is not None for s in self.slots):
+            self._cap_budgets()
             hyper = {
                 key: tf.constant(value, engine.dtype) for key, value in self.hyper.items() if key in self.hyper_keys
             }
@@ -127,6 +146,7 @@ class SlotRunner:
                 engine.stats["graph_sizes"].append(len(self.slots))
             host_started = time.perf_counter()
             self._record(records, record_steps)
+            self._share_and_prune()
             self._refill()
             if not self.pending:
                 self._maybe_shrink(compiled_sizes)
@@ -135,8 +155,13 @@ class SlotRunner:
         return self.outcomes
 
     def in_flight(self) -> list[TrialState]:
-        """States of the trials part-way through training (not those waiting for their step-0 evaluation)."""
+        """States of the trials part-way through training (not those waiting for their step-0
+        evaluation), those set aside between pruning rounds included."""
         rows = [row for row, s in enumerate(self.slots) if s is not None and not self.fresh[row]]
+        return self._states(rows) + list(self.set_aside.values())
+
+    def _states(self, rows) -> list[TrialState]:
+        """The states of the trials in these slots (a copy from the device)."""
         if not rows:
             return []
         at = self.tf.constant(rows)
@@ -197,16 +222,91 @@ class SlotRunner:
     def _observe(self, row, index, step, metrics: dict, still_alive: bool) -> None:
         """Record one evaluation of the trial in `row` (trials.observe); free the slot and report if it finished."""
         outcome = self.outcomes[index]
-        if observe(outcome, self.target, step, metrics, still_alive, self.stop_at_target):
+        prune_at = self.best_step if self.prune_trials else math.inf
+        finished = observe(outcome, self.target, step, metrics, still_alive, self.stop_at_target, prune_at)
+        if outcome.status == REACHED:
+            self.found = min(self.found, (outcome.steps_to_result, outcome.trial.get("trial_id", index)))
+            self.best_step = min(self.best_step, self.found[0])
+        if finished:
             self.slots[row] = None
-            self.on_finish(outcome)
-            if self.progress:
-                self.progress.trial_finished(outcome)
+            self._finish(outcome)
+
+    def _finish(self, outcome: TrialOutcome) -> None:
+        self.on_finish(outcome)
+        if self.progress:
+            self.progress.trial_finished(outcome)
+
+    # -- pruning: slot budgets, rounds and the study's best step -------------------------------
+    def _on_grid(self, trial: dict, steps: float) -> int:
+        """The first evaluated step of `trial` at or after `steps` (its budget at most)."""
+        if steps >= trial["step_budget"]:
+            return trial["step_budget"]
+        return min(trial["step_budget"], trial["eval_every"] * math.ceil(steps / trial["eval_every"]))
+
+    def _cap_budgets(self) -> None:
+        """Each slot's budget for the next call: with pruning, a trial that has not met the goal
+        stops at the study's best step or this round's cap, whichever comes first (on its grid)."""
+        if not self.prune_trials:
+            return
+        for row, index in enumerate(self.slots):
+            if index is None:
+                continue
+            trial = self.trials[index]
+            cap = trial["step_budget"]
+            if self.outcomes[index].status != REACHED:
+                # A trial resumed from a checkpoint past the cap trains one more interval.
+                after = self.steps[row] + (0 if self.fresh[row] else 1)
+                cap = self._on_grid(trial, max(min(self.best_step, self.round_cap), after))
+            self.hyper["budget"][row] = cap
+
+    def _share_and_prune(self) -> None:
+        """Learn the study's best step (this job's and, through share_best, other jobs'); prune the
+        trials in slots that are at or past it, and set aside those at this round's cap."""
+        if not self.prune_trials:
+            return
+        self.best_step = min(self.best_step, self.share_best(*self.found))
+        at_cap = []
+        for row, index in enumerate(self.slots):
+            if index is None or self.fresh[row]:
+                continue
+            outcome = self.outcomes[index]
+            if prune(outcome, self.best_step):
+                self.slots[row] = None
+                self._finish(outcome)
+            elif outcome.status != REACHED and self.steps[row] >= self._on_grid(self.trials[index], self.round_cap):
+                at_cap.append(row)
+        for row, state in zip(at_cap, self._states(at_cap)):
+            self.set_aside[self.slots[row]] = state
+            self.slots[row] = None
+        for index, state in list(self.set_aside.items()):
+            if prune(state.outcome, self.best_step):
+                del self.set_aside[index]
+                self._drop_pending(index, state.outcome)
+        for index in list(self.pending):  # trials resumed from a checkpoint, not yet in a slot
+            state = self.resume.get(self.trials[index].get("trial_id"))
+            if state and prune(state.outcome, self.best_step):
+                del self.resume[self.trials[index]["trial_id"]]
+                self._drop_pending(index, replace(state.outcome, trial=self.trials[index]))
+
+    def _drop_pending(self, index: int, outcome: TrialOutcome) -> None:
+        """A trial pruned while waiting for a slot: it is finished where it stopped."""
+        if index in self.pending:
+            self.pending.remove(index)
+        self.outcomes[index] = outcome
+        self._finish(outcome)
+
+    def _next_round(self) -> None:
+        """Once no trial waits for a first slot, the trials set aside continue, to twice the cap."""
+        if self.pending or not self.set_aside:
+            return
+        self.round_cap *= 2
+        self.pending.extend(sorted(self.set_aside))
 
     def _refill(self) -> None:
         """Put pending trials into free slots: fresh weights from their own seeds and zero optimizer state,
         or, for a trial in `self.resume`, its saved state and step (it skips the step-0 evaluation)."""
         tf, engine = self.tf, self.engine
+        self._next_round()
         rows = [row for row, s in enumerate(self.slots) if s is None][: len(self.pending)]
         if not rows:
             self.alive = self.alive & tf.constant([s is not None for s in self.slots])
@@ -215,7 +315,7 @@ class SlotRunner:
         for row in rows:
             index = self.pending.popleft()
             trial = self.trials[index]
-            state = self.resume.pop(trial.get("trial_id"), None)
+            state = self.set_aside.pop(index, None) or self.resume.pop(trial.get("trial_id"), None)
             self.slots[row], self.steps[row], self.fresh[row] = index, state.step if state else 0, state is None
             if state:
                 resumed[row] = state
@@ -260,7 +360,11 @@ class SlotRunner:
         occupied = [row for row, s in enumerate(self.slots) if s is not None]
         if not occupied or len(occupied) > len(self.slots) // 2:
             return
-        size = 2 ** math.ceil(math.log2(len(occupied)))
+        # Never down to one slot: XLA compiles a one-slot graph differently, which moves a trial's
+        # float64 results in their last bits, and with them, rarely, its steps to result.
+        size = max(2, 2 ** math.ceil(math.log2(len(occupied))))
+        if size >= len(self.slots):
+            return
         remaining = max(self.trials[self.slots[r]]["step_budget"] - self.steps[r] for r in occupied)
         saved_flops = (len(self.slots) - size) * remaining * self.flops_per_trial_step
         if size not in compiled_sizes and saved_flops < SHRINK_WORTH_FLOPS:
@@ -304,13 +408,14 @@ class Progress:
         remaining = self.max_trial_steps - self.trial_steps  # upper bound: trials may stop at target
         done = sum(self.finished.values())
         log.info(
-            "%s: %d/%d trials done (%d reached, %d infeasible), group at step %d/%d with %d active, "
+            "%s: %d/%d trials done (%d reached, %d infeasible, %d pruned), group at step %d/%d with %d active, "
             "%.0f trial-steps/s, ETA <= %s",
             self.label,
             done,
             self.total_trials,
             self.finished[REACHED],
             self.finished[INFEASIBLE],
+            self.finished[PRUNED],
             step,
             budget,
             active,

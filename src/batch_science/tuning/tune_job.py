@@ -22,12 +22,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from batch_science.config import Study, data_parallel_for, is_nqm, run_settings, shard_trials
+from batch_science.config import (
+    Study,
+    data_parallel_for,
+    is_nqm,
+    run_settings,
+    shard_count,
+    shard_trials,
+    workload_setting,
+)
 from batch_science.data.load import load
 from batch_science.data.streamed import StreamedData
 from batch_science.io import read_parquet_metadata, write_parquet
 from batch_science.models.registry import get_model
-from batch_science.tables import CURVE_KEYS, partial_trial, provenance, trial_checkpoint
+from batch_science.tables import CURVE_KEYS, best_step_file, partial_trial, provenance, trial_checkpoint
 from batch_science.training import checkpoint, nqm
 from batch_science.training.data_parallel import DataParallelTrial, strategy_for_study, writes_results
 from batch_science.training.device import configure_tensorflow, training_device
@@ -35,7 +43,8 @@ from batch_science.training.engine import Engine
 from batch_science.training.optimizers import STATE
 from batch_science.training.runner import Progress
 from batch_science.training.streaming_engine import StreamingEngine
-from batch_science.trials import effective_learning_rate
+from batch_science.trials import PRUNED, effective_learning_rate
+from batch_science.tuning.pruning import StudyBest
 from batch_science.tuning.search import study_record, study_trials
 
 log = logging.getLogger(__name__)
@@ -49,7 +58,8 @@ def _fingerprint(config: dict, study: Study, trial: dict) -> str:
     return json.dumps({"study": study.path, "trial": trial, "workload": keys, "engine": engine}, sort_keys=True)
 
 
-def _load_partial(path: Path, fingerprint: str) -> tuple[dict, pd.DataFrame] | None:
+def _load_partial(path: Path, fingerprint: str, prune: bool) -> tuple[dict, pd.DataFrame] | None:
+    """A finished trial kept by an earlier run, if made with these settings (a pruned one only while pruning)."""
     if not path.exists():
         return None
     try:
@@ -57,7 +67,11 @@ def _load_partial(path: Path, fingerprint: str) -> tuple[dict, pd.DataFrame] | N
         if meta.get("fingerprint") != fingerprint:
             log.warning("%s: made with other settings, retraining that trial", path)
             return None
-        return json.loads(meta["record"]), pd.read_parquet(path)
+        record = json.loads(meta["record"])
+        if record["status"] == PRUNED and not prune:
+            log.info("%s: pruned, retraining that trial to its budget (prune is off)", path)
+            return None
+        return record, pd.read_parquet(path)
     except Exception as error:  # e.g. truncated by a copy or a full disk: retrain rather than fail
         log.warning("%s: unreadable (%s), retraining that trial", path, " ".join(str(error).split()))
         return None
@@ -196,6 +210,16 @@ def _data_parallel_strategy(config: dict, study: Study, label: str):
     return strategy
 
 
+def _study_best(config: dict, study: Study, shard: int, partial_dir: str, finished: dict) -> StudyBest:
+    """The study's best step as this job and the study's other jobs found it (tuning/pruning.py)."""
+    files = [best_step_file(partial_dir, k) for k in range(shard_count(config, study.workload))]
+
+    def fingerprint(trial_id: int) -> str:
+        return _fingerprint(config, study, study_trials(config, study, [trial_id])[0])
+
+    return StudyBest(files, best_step_file(partial_dir, shard), fingerprint, [r for r, _ in finished.values()])
+
+
 def _trainer(engine, strategy):
     """Engine.run, or, with a strategy, the same contract one trial at a time over its devices."""
     if strategy is None:
@@ -225,8 +249,9 @@ def run_tune_job(
         )
     finished: dict[int, tuple[dict, pd.DataFrame]] = {}
     _remove_stale_temporaries(partial_dir, [t["trial_id"] for t in trials])
+    prune = workload_setting(config, study.workload, "prune")
     for trial in trials:
-        loaded = _load_partial(partial_trial(partial_dir, trial["trial_id"]), _fingerprint(config, study, trial))
+        loaded = _load_partial(partial_trial(partial_dir, trial["trial_id"]), _fingerprint(config, study, trial), prune)
         if loaded:
             finished[trial["trial_id"]] = loaded
             checkpoint.remove(
@@ -236,6 +261,8 @@ def run_tune_job(
     log.info("%s: %d trials, %d already finished, %d to train", label, len(trials), len(finished), len(todo))
 
     save = _trial_saver(config, study, base, partial_dir, todo, finished)
+    if todo and prune and (is_nqm(config["workloads"][study.workload]) or data_parallel_for(config, study)):
+        log.info("%s: prune is on, but this trainer trains every trial to its budget", label)
     if todo and is_nqm(config["workloads"][study.workload]):
         _run_nqm_trials(config, study, todo, save)
     elif todo:
@@ -282,7 +309,12 @@ def run_tune_job(
                 checkpoints = (
                     {}
                     if strategy
-                    else {"resume": resume, "on_interval": _checkpointer(config, study, label, partial_dir, todo, stop)}
+                    else {
+                        "resume": resume,
+                        "on_interval": _checkpointer(config, study, label, partial_dir, todo, stop),
+                        "prune_trials": prune,
+                        "share_best": _study_best(config, study, shard, partial_dir, finished).share,
+                    }
                 )
                 _trainer(engine, strategy)(
                     todo,
