@@ -6,7 +6,7 @@ import sys
 from batch_science import tables
 from batch_science.analysis import outputs as analysis_outputs
 from batch_science.analysis.variants import variant_groups
-from batch_science.config import ConfigError, Study, data_parallel_for, is_nqm, shard_count, studies, workload_setting
+from batch_science.config import ConfigError, data_parallel_for, is_nqm, shard_count, studies, workload_setting
 from batch_science.trials import OPTIMIZERS
 from batch_science.tuning.study_config import check_study
 
@@ -86,31 +86,24 @@ def variant_labels_of(wildcards):
     return analysis_outputs.variant_labels(config, wildcards.kind)
 
 
-def tune_data_parallel(wildcards):
-    """The config's data_parallel block if this tune job's study trains data-parallel, else None."""
-    return data_parallel_for(config, Study(wildcards.workload, wildcards.optimizer, int(wildcards.batch_size)))
+# The tune jobs of studies trained data-parallel (rule tune_data_parallel). Data parallelism depends
+# only on the batch size and the workload (never NQM), so these two sets pick exactly those jobs.
+DATA_PARALLEL_STUDIES = [study for study in STUDIES if data_parallel_for(config, study)]
+DATA_PARALLEL_WORKLOADS = sorted({study.workload for study in DATA_PARALLEL_STUDIES})
+DATA_PARALLEL_BATCH_SIZES = sorted({study.batch_size for study in DATA_PARALLEL_STUDIES})
 
 
-def tune_gpus(wildcards):
-    """GPUs of a tune job (sbatch --gpus): one, or every device of a single-node data-parallel study.
-
-    Across nodes the GPUs are asked per node instead (tune_gres)."""
-    spec = tune_data_parallel(wildcards)
-    if spec is None:
-        return 1
+def data_parallel_gpus(wildcards):
+    """GPUs of a data-parallel tune job (sbatch --gpus): every device, on one node; across nodes the
+    GPUs are asked per node instead (data_parallel_gres)."""
+    spec = config["data_parallel"]
     return spec["devices"] if spec["nodes"] == 1 else 0
 
 
-def tune_gres(wildcards):
+def data_parallel_gres(wildcards):
     """Across nodes: each node's GPUs (sbatch --gres=gpu:N, counted per node); else nothing."""
-    spec = tune_data_parallel(wildcards)
-    return f"gpu:{spec['devices']}" if spec and spec["nodes"] > 1 else ""
-
-
-def tune_nodes(wildcards):
-    """Nodes of a tune job (sbatch --nodes; one task per node, SLURM's default)."""
-    spec = tune_data_parallel(wildcards)
-    return spec["nodes"] if spec else 1
+    spec = config["data_parallel"]
+    return f"gpu:{spec['devices']}" if spec["nodes"] > 1 else ""
 
 
 def tune_runtime(wildcards, attempt):
