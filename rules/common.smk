@@ -33,6 +33,22 @@ wildcard_constraints:
     dataset=r"[A-Za-z0-9_.-]+",
 
 
+def report_item(path, category, figure, caption=None, workload="all", optimizer="all", subcategory=None):
+    """An output shown in the report, labelled by what it shows: figure kind, workload, optimizer."""
+    labels = {"figure": figure, "workload": workload, "optimizer": optimizer}
+    return report(path, caption=caption, category=category, subcategory=subcategory, labels=labels)
+
+
+def pdf_item(path, category, figure, **labels):
+    """A figure's PDF (vector, fonts embedded), downloadable from the report beside its PNG."""
+    return report_item(path, category, f"{figure} (PDF)", subcategory="PDFs", **labels)
+
+
+def data_item(path, figure):
+    """A result table, downloadable from the report."""
+    return report_item(path, "6. Tables", figure, caption="../workflow/report/data_files.rst", subcategory="Data files")
+
+
 def study_tables(kind):
     """Every shard's trial or curve table of every study."""
     return [

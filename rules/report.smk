@@ -9,29 +9,29 @@ rule report_tables:
         fits=f"{RESULTS}/fits.csv",
         tuning_budget=f"{RESULTS}/tuning_budget.csv",
     output:
-        steps=report(
+        steps=report_item(
             f"{REPORT}/steps_to_result.html",
+            "6. Tables",
+            "table: steps to result",
             caption="../workflow/report/tables.rst",
-            category="6. Tables",
-            labels={"table": "steps to result"},
         ),
-        metaparameters=report(
+        metaparameters=report_item(
             f"{REPORT}/best_metaparameters.html",
+            "6. Tables",
+            "table: best metaparameters",
             caption="../workflow/report/tables.rst",
-            category="6. Tables",
-            labels={"table": "best metaparameters"},
         ),
-        fits=report(
+        fits=report_item(
             f"{REPORT}/fits.html",
+            "6. Tables",
+            "table: fits",
             caption="../workflow/report/tables.rst",
-            category="6. Tables",
-            labels={"table": "fits"},
         ),
-        tuning_budget=report(
+        tuning_budget=report_item(
             f"{REPORT}/tuning_budget.html",
+            "6. Tables",
+            "table: tuning budget",
             caption="../workflow/report/tables.rst",
-            category="6. Tables",
-            labels={"table": "tuning budget"},
         ),
     log:
         f"logs/report_tables/{STUDY}.log",
@@ -48,7 +48,12 @@ rule provenance:
     input:
         trials=f"{RESULTS}/trials.parquet",
     output:
-        report(f"{REPORT}/provenance.html", caption="../workflow/report/provenance.rst", category="7. Provenance"),
+        report_item(
+            f"{REPORT}/provenance.html",
+            "7. Provenance",
+            "provenance",
+            caption="../workflow/report/provenance.rst",
+        ),
     log:
         f"logs/provenance/{STUDY}.log",
     conda:
@@ -68,7 +73,12 @@ rule summary:
         tuning_budget=f"{RESULTS}/tuning_budget.csv",
     output:
         markdown=f"{RESULTS}/summary.md",
-        html=report(f"{REPORT}/summary.html", caption="../workflow/report/summary.rst", category="0. Summary"),
+        html=report_item(
+            f"{REPORT}/summary.html",
+            "0. Summary",
+            "summary",
+            caption="../workflow/report/summary.rst",
+        ),
     log:
         f"logs/summary/{STUDY}.log",
     conda:

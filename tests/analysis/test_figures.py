@@ -38,3 +38,15 @@ def test_workload_colours_do_not_depend_on_which_figure_asks():
     assert figures.workload_colors(["b", "a", "c"])["b"] == figures.workload_colors(["c", "b", "a", "b"])["b"]
     assert figures.reference_optimizer(["sgd", "nesterov"]) == "nesterov"
     assert figures.reference_optimizer(["sgd"]) == "sgd"
+
+
+def test_figure_pdfs_embed_truetype_fonts_not_type3(tmp_path):
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots()
+    axes.set_title("steps to result")
+    figures.save(figure, tmp_path / "figure.png")
+    pdf = (tmp_path / "figure.pdf").read_bytes()
+    # Type 3 fonts (matplotlib's PDF default) are what journals reject; Type 42 embeds the TrueType font.
+    assert b"/Type3" not in pdf
+    assert b"/FontFile2" in pdf  # an embedded TrueType font program

@@ -1,3 +1,5 @@
+import checkout_src  # noqa: F401 (first: this checkout's src/ on sys.path)
+
 from batch_science.analysis.report import write_provenance
 from batch_science.joblog import log_to
 
