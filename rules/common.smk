@@ -33,7 +33,7 @@ wildcard_constraints:
     dataset=r"[A-Za-z0-9_.-]+",
 
 
-def report_item(path, category, figure, caption=None, workload="all", optimizer="all", subcategory=None):
+def report_item(path, category, figure, caption=None, workload="all", optimizer="all", subcategory="Figures"):
     """An output shown in the report, labelled by what it shows: figure kind, workload, optimizer."""
     labels = {"figure": figure, "workload": workload, "optimizer": optimizer}
     return report(path, caption=caption, category=category, subcategory=subcategory, labels=labels)

@@ -14,24 +14,28 @@ rule report_tables:
             "6. Tables",
             "table: steps to result",
             caption="../workflow/report/tables.rst",
+            subcategory="Readable tables",
         ),
         metaparameters=report_item(
             f"{REPORT}/best_metaparameters.html",
             "6. Tables",
             "table: best metaparameters",
             caption="../workflow/report/tables.rst",
+            subcategory="Readable tables",
         ),
         fits=report_item(
             f"{REPORT}/fits.html",
             "6. Tables",
             "table: fits",
             caption="../workflow/report/tables.rst",
+            subcategory="Readable tables",
         ),
         tuning_budget=report_item(
             f"{REPORT}/tuning_budget.html",
             "6. Tables",
             "table: tuning budget",
             caption="../workflow/report/tables.rst",
+            subcategory="Readable tables",
         ),
     log:
         f"logs/report_tables/{STUDY}.log",
@@ -53,6 +57,7 @@ rule provenance:
             "7. Provenance",
             "provenance",
             caption="../workflow/report/provenance.rst",
+            subcategory="Provenance",
         ),
     log:
         f"logs/provenance/{STUDY}.log",
@@ -60,7 +65,6 @@ rule provenance:
         "../envs/study.yaml"
     params:
         benchmarks=analysis_outputs.tune_benchmarks(config),
-        repository=workflow.basedir,
     script:
         "../workflow/scripts/provenance.py"
 
@@ -78,6 +82,7 @@ rule summary:
             "0. Summary",
             "summary",
             caption="../workflow/report/summary.rst",
+            subcategory="Summary",
         ),
     log:
         f"logs/summary/{STUDY}.log",

@@ -5,4 +5,5 @@ envs/study.yaml under `--sdm conda`). Snakemake puts this folder on the scripts'
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+CHECKOUT = Path(__file__).resolve().parents[2]  # the repository: the analysis code's git revision
+sys.path.insert(0, str(CHECKOUT / "src"))
