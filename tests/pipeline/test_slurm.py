@@ -7,9 +7,9 @@ SLURM's own records show), one of them is scancel'led mid-job and must be resubm
 from its finished trial, another gets SIGUSR1 (`scancel --signal=USR1`, as the profile's
 `--signal=USR1@120` sends it before the time limit) through the plugin's srun and must checkpoint
 its trial in flight, stop, and resume it in the retry; grouping must pack tune jobs into fewer SLURM
-jobs, the results must equal a local run's, and every daemon must be stopped at the end. Tune
-jobs go in as SLURM job arrays (the profile's default), one array task is scancel'led and its retry
-resumes. Data-parallel studies ask for all their GPUs (two on one node) or nodes (one worker per
+jobs, the results must equal a local run's, and every daemon must be stopped at the end. With
+--slurm-array-jobs tune the tune jobs go in as one SLURM job array, one array task is scancel'led
+and its retry resumes. Data-parallel studies ask for all their GPUs (two on one node) or nodes (one worker per
 node, each in its network namespace), one multi-node job is scancel'led, and their steps to result
 equal a one-device run's. Needs root: run `make test-slurm`.
 
