@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 CORES ?= all
 SNAKEMAKE := $(BIN)/snakemake --cores $(CORES)
 
-STUDY ?= $(shell sed -n 's/^study: *//p' config/config.yaml)
+# The study config of `make run`, `make figures` and `make report`: `make report CONFIG=my_study.yaml`.
+CONFIG ?= config/config.yaml
+STUDY = $(shell $(BIN)/python -c "import yaml; print(yaml.safe_load(open('$(CONFIG)'))['study'])")
 
 .PHONY: install run figures report test lint format dryrun clean
 
@@ -18,15 +20,15 @@ $(BIN)/snakemake: pyproject.toml
 install: $(BIN)/snakemake
 
 run: install
-	$(SNAKEMAKE)
+	$(SNAKEMAKE) --configfile $(CONFIG)
 
 figures: install
-	$(SNAKEMAKE) figures
+	$(SNAKEMAKE) --configfile $(CONFIG) -- figures
 
 # The study's HTML report (figures, tables, summary, provenance); trains only what is missing.
 report: install
-	$(SNAKEMAKE)
-	$(BIN)/snakemake --report results/$(STUDY)/report.html
+	$(SNAKEMAKE) --configfile $(CONFIG)
+	$(BIN)/snakemake --configfile $(CONFIG) --report results/$(STUDY)/report.html
 
 # Formatters and linters, settings pinned in pyproject.toml; `make format` applies the formatters.
 lint: install
@@ -56,6 +58,12 @@ bench: install
 .PHONY: test-slurm
 test-slurm: install
 	BATCH_SCIENCE_SLURM_TEST=1 $(BIN)/pytest -q tests/pipeline/test_slurm.py
+
+# The conda env file's packages in a fresh venv (pip's cache or PyPI, minutes) run a tune job without
+# the package installed, as `snakemake --sdm conda` would (conda itself does not run here).
+.PHONY: test-env
+test-env: install
+	BATCH_SCIENCE_ENV_TEST=1 $(BIN)/pytest -q tests/test_envs.py
 
 clean:
 	rm -rf results logs benchmarks .snakemake

@@ -1,12 +1,18 @@
 # Effects of data parallelism on training (Shallue et al. 2019): steps to result per batch size.
 # This file is a table of contents; rules/ orchestrate, the science is in src/batch_science.
+import sys
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
+# The checkout's own package first, also where only its dependencies are installed (envs/study.yaml).
+sys.path.insert(0, f"{workflow.basedir}/src")
 
-# The default study, unless --configfile names another (Snakemake would merge the two).
-if not config:
+
+# The default study, unless --configfile names another (Snakemake would merge the two);
+# --config key=value applies on top of either.
+if not workflow.config_settings.configfiles:
 
     configfile: "config/config.yaml"
 

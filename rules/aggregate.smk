@@ -4,9 +4,9 @@ rule aggregate:
         trials=study_tables("trials"),
         curves=study_tables("curves"),
     output:
-        trials=f"{RESULTS}/trials.parquet",
-        curves=f"{RESULTS}/curves.parquet",
-        steps=f"{RESULTS}/steps_to_result.csv",
+        trials=data_item(f"{RESULTS}/trials.parquet", "data: trials.parquet"),
+        curves=data_item(f"{RESULTS}/curves.parquet", "data: curves.parquet"),
+        steps=data_item(f"{RESULTS}/steps_to_result.csv", "data: steps_to_result.csv"),
     log:
         f"logs/aggregate/{STUDY}.log",
     conda:

@@ -47,6 +47,22 @@ wildcard_constraints:
     dataset=r"[A-Za-z0-9_.-]+",
 
 
+def report_item(path, category, figure, caption=None, workload="all", optimizer="all", subcategory="Figures"):
+    """An output shown in the report, labelled by what it shows: figure kind, workload, optimizer."""
+    labels = {"figure": figure, "workload": workload, "optimizer": optimizer}
+    return report(path, caption=caption, category=category, subcategory=subcategory, labels=labels)
+
+
+def pdf_item(path, category, figure, **labels):
+    """A figure's PDF (vector, fonts embedded), downloadable from the report beside its PNG."""
+    return report_item(path, category, f"{figure} (PDF)", subcategory="PDFs", **labels)
+
+
+def data_item(path, figure):
+    """A result table, downloadable from the report."""
+    return report_item(path, "6. Tables", figure, caption="../workflow/report/data_files.rst", subcategory="Data files")
+
+
 def study_tables(kind):
     """Every shard's trial or curve table of every study."""
     return [
@@ -100,31 +116,24 @@ def variant_labels_of(wildcards):
     return analysis_outputs.variant_labels(config, wildcards.kind)
 
 
-def tune_data_parallel(wildcards):
-    """The config's data_parallel block if this tune job's study trains data-parallel, else None."""
-    return data_parallel_for(config, Study(wildcards.workload, wildcards.optimizer, int(wildcards.batch_size)))
+# The tune jobs of studies trained data-parallel (rule tune_data_parallel). Data parallelism depends
+# only on the batch size and the workload (never NQM), so these two sets pick exactly those jobs.
+DATA_PARALLEL_STUDIES = [study for study in STUDIES if data_parallel_for(config, study)]
+DATA_PARALLEL_WORKLOADS = sorted({study.workload for study in DATA_PARALLEL_STUDIES})
+DATA_PARALLEL_BATCH_SIZES = sorted({study.batch_size for study in DATA_PARALLEL_STUDIES})
 
 
-def tune_gpus(wildcards):
-    """GPUs of a tune job (sbatch --gpus): one, or every device of a single-node data-parallel study.
-
-    Across nodes the GPUs are asked per node instead (tune_gres)."""
-    spec = tune_data_parallel(wildcards)
-    if spec is None:
-        return 1
+def data_parallel_gpus(wildcards):
+    """GPUs of a data-parallel tune job (sbatch --gpus): every device, on one node; across nodes the
+    GPUs are asked per node instead (data_parallel_gres)."""
+    spec = config["data_parallel"]
     return spec["devices"] if spec["nodes"] == 1 else 0
 
 
-def tune_gres(wildcards):
+def data_parallel_gres(wildcards):
     """Across nodes: each node's GPUs (sbatch --gres=gpu:N, counted per node); else nothing."""
-    spec = tune_data_parallel(wildcards)
-    return f"gpu:{spec['devices']}" if spec and spec["nodes"] > 1 else ""
-
-
-def tune_nodes(wildcards):
-    """Nodes of a tune job (sbatch --nodes; one task per node, SLURM's default)."""
-    spec = tune_data_parallel(wildcards)
-    return spec["nodes"] if spec else 1
+    spec = config["data_parallel"]
+    return f"gpu:{spec['devices']}" if spec["nodes"] > 1 else ""
 
 
 def tune_runtime(wildcards, attempt):

@@ -16,22 +16,29 @@ rule plot_scaling:
         fits=f"{RESULTS}/fits.csv",
         bootstrap=f"{RESULTS}/fit_bootstrap.parquet",
     output:
-        steps=report(
-            f"{FIGURES}/steps_to_result.png", caption="../workflow/report/steps_to_result.rst", category="1. Scaling"
+        steps=report_item(
+            f"{FIGURES}/steps_to_result.png",
+            "1. Scaling",
+            "steps to result",
+            caption="../workflow/report/steps_to_result.rst",
         ),
-        steps_pdf=f"{FIGURES}/steps_to_result.pdf",
-        normalized=report(
+        steps_pdf=pdf_item(f"{FIGURES}/steps_to_result.pdf", "1. Scaling", "steps to result"),
+        normalized=report_item(
             f"{FIGURES}/steps_to_result_normalized.png",
+            "1. Scaling",
+            "steps to result, normalised",
             caption="../workflow/report/steps_to_result_normalized.rst",
-            category="1. Scaling",
         ),
-        normalized_pdf=f"{FIGURES}/steps_to_result_normalized.pdf",
-        optimizers=report(
+        normalized_pdf=pdf_item(
+            f"{FIGURES}/steps_to_result_normalized.pdf", "1. Scaling", "steps to result, normalised"
+        ),
+        optimizers=report_item(
             f"{FIGURES}/optimizer_comparison.png",
+            "2. Comparisons",
+            "optimizer comparison",
             caption="../workflow/report/optimizer_comparison.rst",
-            category="2. Comparisons",
         ),
-        optimizers_pdf=f"{FIGURES}/optimizer_comparison.pdf",
+        optimizers_pdf=pdf_item(f"{FIGURES}/optimizer_comparison.pdf", "2. Comparisons", "optimizer comparison"),
     log:
         f"logs/plot_scaling/{STUDY}.log",
     conda:
@@ -47,13 +54,13 @@ rule plot_variants:
     input:
         steps=f"{RESULTS}/steps_to_result.csv",
     output:
-        png=report(
+        png=report_item(
             f"{FIGURES}/{{kind}}_variants.png",
+            "2. Comparisons",
+            "{kind} variants",
             caption="../workflow/report/variants.rst",
-            category="2. Comparisons",
-            labels={"figure": "{kind} variants"},
         ),
-        pdf=f"{FIGURES}/{{kind}}_variants.pdf",
+        pdf=pdf_item(f"{FIGURES}/{{kind}}_variants.pdf", "2. Comparisons", "{kind} variants"),
     log:
         f"logs/plot_variants/{STUDY}/{{kind}}.log",
     wildcard_constraints:
@@ -72,12 +79,13 @@ rule plot_learning_rate:
     input:
         steps=f"{RESULTS}/steps_to_result.csv",
     output:
-        png=report(
+        png=report_item(
             f"{FIGURES}/learning_rate.png",
+            "3. Metaparameters",
+            "best learning rate and momentum",
             caption="../workflow/report/learning_rate.rst",
-            category="3. Metaparameters",
         ),
-        pdf=f"{FIGURES}/learning_rate.pdf",
+        pdf=pdf_item(f"{FIGURES}/learning_rate.pdf", "3. Metaparameters", "best learning rate and momentum"),
     log:
         f"logs/plot_learning_rate/{STUDY}.log",
     conda:
@@ -92,14 +100,22 @@ rule plot_metaparameters:
         trials=f"{RESULTS}/trials.parquet",
         steps=f"{RESULTS}/steps_to_result.csv",
     output:
-        png=report(
+        png=report_item(
             f"{FIGURES}/metaparameters/{{workload}}_{{optimizer}}.png",
+            "3. Metaparameters",
+            "trials by outcome",
             caption="../workflow/report/metaparameters.rst",
-            category="3. Metaparameters",
+            workload="{workload}",
+            optimizer="{optimizer}",
             subcategory="Trials by outcome",
-            labels={"workload": "{workload}", "optimizer": "{optimizer}"},
         ),
-        pdf=f"{FIGURES}/metaparameters/{{workload}}_{{optimizer}}.pdf",
+        pdf=pdf_item(
+            f"{FIGURES}/metaparameters/{{workload}}_{{optimizer}}.pdf",
+            "3. Metaparameters",
+            "trials by outcome",
+            workload="{workload}",
+            optimizer="{optimizer}",
+        ),
     log:
         f"logs/plot_metaparameters/{STUDY}/{{workload}}_{{optimizer}}.log",
     conda:
@@ -113,12 +129,13 @@ rule plot_solution_quality:
     input:
         steps=f"{RESULTS}/steps_to_result.csv",
     output:
-        png=report(
+        png=report_item(
             f"{FIGURES}/solution_quality.png",
+            "4. Solution quality",
+            "solution quality",
             caption="../workflow/report/solution_quality.rst",
-            category="4. Solution quality",
         ),
-        pdf=f"{FIGURES}/solution_quality.pdf",
+        pdf=pdf_item(f"{FIGURES}/solution_quality.pdf", "4. Solution quality", "solution quality"),
     log:
         f"logs/plot_solution_quality/{STUDY}.log",
     conda:
@@ -134,7 +151,7 @@ rule tuning_budget:
     input:
         trials=f"{RESULTS}/trials.parquet",
     output:
-        table=f"{RESULTS}/tuning_budget.csv",
+        table=data_item(f"{RESULTS}/tuning_budget.csv", "data: tuning_budget.csv"),
     log:
         f"logs/tuning_budget/{STUDY}.log",
     conda:
@@ -152,10 +169,13 @@ rule plot_tuning_budget:
     input:
         table=f"{RESULTS}/tuning_budget.csv",
     output:
-        png=report(
-            f"{FIGURES}/tuning_budget.png", caption="../workflow/report/tuning_budget.rst", category="5. Robustness"
+        png=report_item(
+            f"{FIGURES}/tuning_budget.png",
+            "5. Robustness",
+            "tuning budget",
+            caption="../workflow/report/tuning_budget.rst",
         ),
-        pdf=f"{FIGURES}/tuning_budget.pdf",
+        pdf=pdf_item(f"{FIGURES}/tuning_budget.pdf", "5. Robustness", "tuning budget"),
     log:
         f"logs/plot_tuning_budget/{STUDY}.log",
     conda:

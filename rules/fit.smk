@@ -3,8 +3,8 @@ rule fit:
     input:
         trials=f"{RESULTS}/trials.parquet",
     output:
-        fits=f"{RESULTS}/fits.csv",
-        bootstrap=f"{RESULTS}/fit_bootstrap.parquet",
+        fits=data_item(f"{RESULTS}/fits.csv", "data: fits.csv"),
+        bootstrap=data_item(f"{RESULTS}/fit_bootstrap.parquet", "data: fit_bootstrap.parquet"),
     log:
         f"logs/fit/{STUDY}.log",
     conda:

@@ -40,12 +40,13 @@ rule plot_noise_scale:
         curves=f"{RESULTS}/noise_scale.csv",
         comparison=f"{RESULTS}/noise_scale_vs_b_crit.csv",
     output:
-        png=report(
+        png=report_item(
             f"{FIGURES}/noise_scale.png",
+            "8. Gradient noise scale",
+            "gradient noise scale",
             caption="../workflow/report/noise_scale.rst",
-            category="8. Gradient noise scale",
         ),
-        pdf=f"{FIGURES}/noise_scale.pdf",
+        pdf=pdf_item(f"{FIGURES}/noise_scale.pdf", "8. Gradient noise scale", "gradient noise scale"),
     log:
         f"logs/plot_noise_scale/{STUDY}.log",
     conda:

@@ -9,29 +9,33 @@ rule report_tables:
         fits=f"{RESULTS}/fits.csv",
         tuning_budget=f"{RESULTS}/tuning_budget.csv",
     output:
-        steps=report(
+        steps=report_item(
             f"{REPORT}/steps_to_result.html",
+            "6. Tables",
+            "table: steps to result",
             caption="../workflow/report/tables.rst",
-            category="6. Tables",
-            labels={"table": "steps to result"},
+            subcategory="Readable tables",
         ),
-        metaparameters=report(
+        metaparameters=report_item(
             f"{REPORT}/best_metaparameters.html",
+            "6. Tables",
+            "table: best metaparameters",
             caption="../workflow/report/tables.rst",
-            category="6. Tables",
-            labels={"table": "best metaparameters"},
+            subcategory="Readable tables",
         ),
-        fits=report(
+        fits=report_item(
             f"{REPORT}/fits.html",
+            "6. Tables",
+            "table: fits",
             caption="../workflow/report/tables.rst",
-            category="6. Tables",
-            labels={"table": "fits"},
+            subcategory="Readable tables",
         ),
-        tuning_budget=report(
+        tuning_budget=report_item(
             f"{REPORT}/tuning_budget.html",
+            "6. Tables",
+            "table: tuning budget",
             caption="../workflow/report/tables.rst",
-            category="6. Tables",
-            labels={"table": "tuning budget"},
+            subcategory="Readable tables",
         ),
     log:
         f"logs/report_tables/{STUDY}.log",
@@ -48,14 +52,19 @@ rule provenance:
     input:
         trials=f"{RESULTS}/trials.parquet",
     output:
-        report(f"{REPORT}/provenance.html", caption="../workflow/report/provenance.rst", category="7. Provenance"),
+        report_item(
+            f"{REPORT}/provenance.html",
+            "7. Provenance",
+            "provenance",
+            caption="../workflow/report/provenance.rst",
+            subcategory="Provenance",
+        ),
     log:
         f"logs/provenance/{STUDY}.log",
     conda:
         "../envs/study.yaml"
     params:
         benchmarks=analysis_outputs.tune_benchmarks(config),
-        repository=workflow.basedir,
     script:
         "../workflow/scripts/provenance.py"
 
@@ -68,7 +77,13 @@ rule summary:
         tuning_budget=f"{RESULTS}/tuning_budget.csv",
     output:
         markdown=f"{RESULTS}/summary.md",
-        html=report(f"{REPORT}/summary.html", caption="../workflow/report/summary.rst", category="0. Summary"),
+        html=report_item(
+            f"{REPORT}/summary.html",
+            "0. Summary",
+            "summary",
+            caption="../workflow/report/summary.rst",
+            subcategory="Summary",
+        ),
     log:
         f"logs/summary/{STUDY}.log",
     conda:

@@ -192,23 +192,27 @@ def test_adam_config_is_valid_at_the_ends_of_its_ranges():
     check_study(broken(with_adam(lambda c: c["search_spaces"]["adam"].__setitem__("epsilon", 1e-300))))
 
 
+@pytest.mark.parametrize("profile", [[], ["--profile", str(REPO / "slurm")]], ids=["plain", "slurm profile"])
 @pytest.mark.parametrize(
     "nodes, large_batch_resources", [(1, ("gpu=2", "gres=", "nodes=1")), (2, ("gpu=0", "gres=gpu:2", "nodes=2"))]
 )
-def test_tune_jobs_ask_for_the_devices_and_nodes_of_data_parallel_studies(tmp_path, nodes, large_batch_resources):
+def test_tune_jobs_ask_for_the_devices_and_nodes_of_data_parallel_studies(
+    tmp_path, nodes, large_batch_resources, profile
+):
     """Batch size 256 over 2 GPUs (sbatch --gpus=2), or over 2 nodes x 2 GPUs (--nodes=2 --gres=gpu:2,
-    counted per node); batch size 32 keeps its one GPU."""
+    counted per node), in rule tune_data_parallel; batch size 32 keeps its one GPU (rule tune). The
+    SLURM profile must not cut them (a global `resources: gpu` cap would)."""
     path = tmp_path / "data_parallel.yaml"
     path.write_text(yaml.safe_dump({"data_parallel": {"min_batch_size": 256, "devices": 2, "nodes": nodes}}))
-    result = run_snakemake(tmp_path, "-n", "--configfile", str(TINY_CONFIG), str(path))
+    result = run_snakemake(tmp_path, "-n", *profile, "--configfile", str(TINY_CONFIG), str(path))
     resources = {}
-    for job in result.stdout.split("rule tune:")[1:]:
+    for rule, job in re.findall(r"^rule (tune|tune_data_parallel):\n(.*?)(?=^\S|\Z)", result.stdout, re.M | re.S):
         batch_size = int(job.split("batch_size=")[1].split(",")[0])
         line = job.split("resources: ")[1].splitlines()[0]
-        resources.setdefault(batch_size, set()).add(
+        resources.setdefault((rule, batch_size), set()).add(
             tuple(r for r in line.split(", ") if r.split("=")[0] in ("gpu", "gres", "nodes"))
         )
-    assert resources == {32: {("gpu=1", "gres=", "nodes=1")}, 256: {large_batch_resources}}
+    assert resources == {("tune", 32): {("gpu=1",)}, ("tune_data_parallel", 256): {large_batch_resources}}
 
 
 def test_config_hash_follows_what_is_computed_not_how_the_run_is_carried_out(tiny_config):

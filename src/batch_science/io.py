@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -34,17 +35,30 @@ def fsync(path: str | Path) -> None:
         os.close(fd)
 
 
+# pandas reads this schema-metadata key back as DataFrame.attrs (pd.read_parquet(path).attrs).
+PANDAS_ATTRS_KEY = "PANDAS_ATTRS"
+
+
 def write_parquet(frame: pd.DataFrame, path: str | Path, metadata: dict[str, str] | None = None) -> None:
-    """Atomic parquet write with provenance key/values in the file's schema metadata."""
+    """Atomic parquet write with provenance key/values in the file's schema metadata, and the same
+    provenance as the frame's attrs when pandas reads it (JSON values decoded: config, versions, seed)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
     if metadata:
+        attrs = json.dumps({k: _decoded(str(v)) for k, v in metadata.items()}, sort_keys=True)
         table = table.replace_schema_metadata(
-            {**(table.schema.metadata or {}), **{k: str(v) for k, v in metadata.items()}}
+            {**(table.schema.metadata or {}), **{k: str(v) for k, v in metadata.items()}, PANDAS_ATTRS_KEY: attrs}
         )
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _decoded(value: str):
+    try:
+        return json.loads(value)
+    except ValueError:  # a plain string such as the config hash
+        return value
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
@@ -55,4 +69,5 @@ def read_parquet_metadata(path: str | Path) -> dict[str, str]:
     import pyarrow.parquet as pq
 
     raw = pq.read_schema(path).metadata or {}
-    return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"pandas")}
+    skip = (b"pandas", PANDAS_ATTRS_KEY.encode())  # pandas' own keys, and the attrs copy of these
+    return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(skip)}

@@ -107,3 +107,15 @@ def test_tuning_budget_figure_shows_medians_and_how_often_subsets_reach(tmp_path
     full = sgd[sgd["budget"] == sgd["budget"].max()].dropna(subset=["steps_median"]).sort_values("batch_size")
     assert list(medians["all 4"].get_ydata()) == list(full["steps_median"])
     assert bottom.get_ylim()[0] < 0 and bottom.get_ylim()[1] > 1
+
+
+def test_figure_pdfs_embed_truetype_fonts_not_type3(tmp_path):
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots()
+    axes.set_title("steps to result")
+    figures.save(figure, tmp_path / "figure.png")
+    pdf = (tmp_path / "figure.pdf").read_bytes()
+    # Type 3 fonts (matplotlib's PDF default) are what journals reject; Type 42 embeds the TrueType font.
+    assert b"/Type3" not in pdf
+    assert b"/FontFile2" in pdf  # an embedded TrueType font program

@@ -14,7 +14,7 @@ from batch_science.analysis.steps import best_trials, with_interpolated_steps
 from batch_science.analysis.summary import study_summary
 from batch_science.analysis.variants import dataset_size_variants, model_variants
 from batch_science.io import write_parquet
-from conftest import run_snakemake
+from conftest import REPO, run_snakemake
 from synthetic import synthetic_curves, synthetic_trials
 
 BATCH_SIZES = [8, 32, 128, 512, 2048]
@@ -212,6 +212,12 @@ def test_report_builds_from_the_tables_alone(tmp_path, tiny_config):
     ]:
         assert figure in report
     assert math.isfinite(pd.read_csv(results / "fits.csv")["s_min"].iloc[0])
+    # Shareable: the tables and PDFs are in it, every item labelled, no path of this machine.
+    for attached in ["fits.csv", "fit_bootstrap.parquet", "tuning_budget.csv", "steps_to_result.pdf"]:
+        assert f"filename={attached};" in report, attached
+    for label in ['"figure": "data: fits.csv"', '"figure": "steps to result (PDF)"', '"workload": "mnist1d_mlp"']:
+        assert label in report, label
+    assert str(tmp_path) not in report and str(REPO) not in report
 
 
 def tiny_config_path():

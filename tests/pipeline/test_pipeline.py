@@ -59,6 +59,19 @@ def test_tables_carry_provenance(tiny_results, tiny_config):
     assert trials["trials_per_graph"].between(1, 4).all()
 
 
+def test_tables_carry_provenance_as_dataframe_attrs_and_config_hash_columns(tiny_results, tiny_config):
+    from batch_science.config import config_hash
+
+    results = tiny_results / "results" / "tiny"
+    for table in ["trials.parquet", "curves.parquet", "fit_bootstrap.parquet"]:
+        attrs = pd.read_parquet(results / table).attrs
+        assert attrs["config_hash"] == config_hash(tiny_config), table
+        assert attrs["config"]["study"] == "tiny" and attrs["seed"] == 0, table
+        assert "tensorflow" in attrs["package_versions"], table
+    for table in ["steps_to_result.csv", "fits.csv"]:
+        assert set(pd.read_csv(results / table)["config_hash"]) == {config_hash(tiny_config)}, table
+
+
 def test_fits_and_figures(tiny_results):
     results = tiny_results / "results" / "tiny"
     fits = pd.read_csv(results / "fits.csv")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Stop the cluster that start-cluster.sh started in DIR: cancel jobs left, then slurmd, slurmctld and
-# munged, each by the PID in its pid file; exit non-zero if any of them is still alive.
+# Stop the cluster that start-cluster.sh started in DIR: cancel jobs left, then every slurmd, slurmctld
+# and munged, each by the PID in its pid file, then delete its network namespaces and bridge; exit
+# non-zero if any of them is still alive.
 set -uo pipefail
 
 DIR=${1:?usage: stop-cluster.sh DIR}
@@ -36,7 +37,19 @@ stop() {  # stop NAME: SIGTERM the PID in run/NAME.pid, SIGKILL if it is still t
 }
 
 status=0
-stop slurmd || status=1
+for pidfile in "$DIR"/run/slurmd-*.pid; do
+    [ -e "$pidfile" ] || continue
+    name=$(basename "$pidfile" .pid)
+    stop "$name" || status=1
+done
 stop slurmctld || status=1
 stop munged || status=1
+if [ -f "$DIR/run/netns" ]; then
+    while read -r namespace; do ip netns del "$namespace" || status=1; done < "$DIR/run/netns"
+    rm -f "$DIR/run/netns"
+fi
+if [ -f "$DIR/run/bridge" ]; then
+    ip link del "$(cat "$DIR/run/bridge")" || status=1
+    rm -f "$DIR/run/bridge"
+fi
 exit $status

@@ -1,3 +1,5 @@
+import checkout_src  # noqa: F401 (first: this checkout's src/ on sys.path)
+
 from batch_science.analysis.aggregate import aggregate_study
 from batch_science.joblog import log_to
 

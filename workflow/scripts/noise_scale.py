@@ -1,3 +1,5 @@
+import checkout_src  # noqa: F401 (first: this checkout's src/ on sys.path)
+
 from batch_science.io import write_csv
 from batch_science.joblog import log_to
 from batch_science.training.noise_scale import measure

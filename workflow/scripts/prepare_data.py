@@ -1,3 +1,5 @@
+import checkout_src  # noqa: F401 (first: this checkout's src/ on sys.path)
+
 from batch_science.config import dataset_block
 from batch_science.data.load import prepare
 from batch_science.joblog import log_to

@@ -1,3 +1,4 @@
+import checkout_src  # noqa: F401 (first: this checkout's src/ on sys.path)
 import pandas as pd
 
 from batch_science.analysis.summary import write_summary

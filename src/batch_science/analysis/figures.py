@@ -44,7 +44,9 @@ def save(figure, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=150, bbox_inches="tight")
-    figure.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
+    # Fonts embedded as TrueType (Type 42), not matplotlib's default Type 3, which journals reject.
+    with matplotlib.rc_context({"pdf.fonttype": 42}):
+        figure.savefig(path.with_suffix(".pdf"), bbox_inches="tight")
     plt.close(figure)
 
 

@@ -7,10 +7,52 @@ through `configure_tensorflow`, before TensorFlow starts its thread pools.
 from __future__ import annotations
 
 import logging
+import os
 import platform
+import re
+import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+# TensorFlow's C++ start-up lines (oneDNN and CPU-instruction banners, CUDA probing on a host without
+# a GPU, absl's pre-init notice): written straight to file descriptor 2, which TF_CPP_MIN_LOG_LEVEL
+# no longer silences in TF 2.21. Lines in glog's format (I/W/E + date) or one of these banners.
+TENSORFLOW_STARTUP_NOISE = re.compile(
+    r"^([IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\] "
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|To enable the following instructions: "
+    r"|This TensorFlow binary is optimized to use available CPU instructions)"
+)
+# Set to 1 to keep TensorFlow's start-up lines in the job logs (e.g. to see why no GPU was found).
+DEBUG_VARIABLE = "BATCH_SCIENCE_TF_DEBUG"
+
+
+@contextmanager
+def tensorflow_startup_filtered():
+    """While the block runs, file descriptor 2 goes to a temporary file; afterwards its lines go back
+    to stderr, without TensorFlow's C++ start-up lines (all kept if BATCH_SCIENCE_TF_DEBUG=1)."""
+    if os.environ.get(DEBUG_VARIABLE) == "1":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            kept = "".join(line for line in lines if not TENSORFLOW_STARTUP_NOISE.match(line))
+            if kept:
+                os.write(2, kept.encode())
+
 
 # A CPU core's L2 cache where sysfs cannot tell it (macOS, containers hiding sysfs): graphs
 # then hold as many trials as fit in this (training/engine.py auto_group_size).
@@ -18,8 +60,12 @@ DEFAULT_CORE_CACHE_BYTES = 2**20
 
 
 def configure_tensorflow(threads: int | None) -> None:
-    """Quiet TensorFlow's Python logging and use `threads` threads per op (None or 0: TensorFlow's default)."""
-    import tensorflow as tf
+    """Start TensorFlow without its C++ start-up lines in the log, quiet its Python logging and use
+    `threads` threads per op (None or 0: TensorFlow's default)."""
+    with tensorflow_startup_filtered():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")  # CUDA's probe logs its start-up lines here, filtered
 
     tf.get_logger().setLevel("ERROR")
     if not threads:

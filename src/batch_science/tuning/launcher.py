@@ -49,9 +49,26 @@ def run_across_nodes(nodes: int, **job) -> None:
             sys.executable, "-m", "batch_science.tuning.launcher", spec.name,
         ]  # fmt: skip
         log.info("starting the workers: %s", " ".join(command))
-        returncode = subprocess.run(command).returncode
+        returncode = subprocess.run(command, env=allocation_environment(os.environ)).returncode
     if returncode:
         raise SystemExit(returncode)
+
+
+# What srun needs to find the job's allocation; SLURM_CONF too where a site names its config that way.
+ALLOCATION_VARIABLES = ("SLURM_JOB_ID", "SLURM_JOBID", "SLURM_CLUSTER_NAME", "SLURM_CONF")
+
+
+def allocation_environment(environment) -> dict:
+    """`environment` without the SLURM variables of the job step this process runs in.
+
+    The tune job runs in a one-task step on the first node (the plugin's `srun -n1`): srun would take
+    that step's SLURM_NNODES, SLURM_NTASKS, ... as the allocation and refuse a second node ("Only
+    allocated 1 nodes asked for 2"). Without them it asks slurmctld for the whole allocation."""
+    return {
+        name: value
+        for name, value in environment.items()
+        if not name.startswith(("SLURM_", "SRUN_")) or name in ALLOCATION_VARIABLES
+    }
 
 
 def main(job_path: str) -> None:
