@@ -4,13 +4,14 @@ rule aggregate:
         trials=study_tables("trials"),
         curves=study_tables("curves"),
     output:
-        trials=f"{RESULTS}/trials.parquet",
-        curves=f"{RESULTS}/curves.parquet",
-        steps=f"{RESULTS}/steps_to_result.csv",
+        **tables.study_tables(RESULTS),
     log:
         f"logs/aggregate/{STUDY}.log",
     conda:
         "../envs/study.yaml"
+    params:
+        # What each shard's trials depend on: a shard made with another config is refused.
+        fingerprints=shard_fingerprints(),
     script:
         "../workflow/scripts/aggregate.py"
 

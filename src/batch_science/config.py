@@ -75,6 +75,41 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
+@dataclass(frozen=True)
+class Range:
+    """An interval of allowed values; each end included or not (shown as [0, 1), (0, inf), ...)."""
+
+    low: float
+    high: float = math.inf
+    low_included: bool = True
+    high_included: bool = False
+
+    def __contains__(self, value) -> bool:
+        above = value >= self.low if self.low_included else value > self.low
+        below = value <= self.high if self.high_included else value < self.high
+        return bool(above and below)
+
+    def __str__(self) -> str:
+        high = "inf" if self.high == math.inf else f"{self.high:g}"
+        return f"{'[' if self.low_included else '('}{self.low:g}, {high}{']' if self.high_included else ')'}"
+
+
+# Allowed values of each searched metaparameter, whether fixed, a range (both ends) or a list;
+# an optimizer's own keys are one row each.
+PARAMETER_RANGES = {
+    "learning_rate": Range(0, low_included=False),
+    "momentum": Range(0, 1),  # 1 divides by zero in the effective learning rate; above it diverges
+    "decay_fraction": Range(0, 1, low_included=False, high_included=True),
+    "end_factor": Range(0, 1, low_included=False, high_included=True),
+    "label_smoothing": Range(0, 1),
+}
+# Goals a validation metric can be asked to beat (a goal outside never or always counts as met).
+TARGET_RANGES = {
+    "error": Range(0, 1, low_included=False),
+    "cross_entropy": Range(0, low_included=False),
+}
+
+
 def validate_config(config: dict) -> dict:
     """Return a validated copy of `config` with defaults filled in; raise ConfigError naming the key.
 
@@ -128,6 +163,12 @@ def _check_consistency(config: dict) -> None:
                 missing = [b for b in workload["batch_sizes"] if str(b) not in spec]
                 if missing:
                     raise ConfigError(f"config key {key}.{steps_key}: no entry for batch sizes {missing}")
+    if config["study"] in (".", ".."):
+        raise ConfigError(f"config key study: '{config['study']}' is not a folder name (letters, digits, _ . -)")
+    for name, workload in config["workloads"].items():
+        _check_ranges(f"workloads.{name}.search_space", workload.get("search_space", {}))
+        _check_target(f"workloads.{name}.target", workload["target"])
+        _check_steps(f"workloads.{name}", workload)
     parallel = config["data_parallel"]
     replicas = parallel["devices"] * parallel["nodes"]
     for name, workload in config["workloads"].items():
@@ -145,6 +186,7 @@ def _check_consistency(config: dict) -> None:
             for needed in ("decay_fraction", "end_factor"):
                 if needed not in space:
                     raise ConfigError(f"config key {key}.{needed}: required by schedule linear_decay")
+        _check_ranges(key, space)
         for param, spec in space.items():
             if isinstance(spec, dict) and "min" in spec and spec["min"] > spec["max"]:
                 raise ConfigError(f"config key {key}.{param}: min {spec['min']} is above max {spec['max']}")
@@ -152,6 +194,47 @@ def _check_consistency(config: dict) -> None:
                 raise ConfigError(f"config key {key}.{param}: log scale needs min > 0, got {spec['min']}")
             if isinstance(spec, dict) and spec.get("scale") == "reverse_log" and spec["max"] >= 1:
                 raise ConfigError(f"config key {key}.{param}: reverse_log scale needs max < 1, got {spec['max']}")
+
+
+def _parameter_values(spec) -> list:
+    """The values a parameter spec can take at its ends: a number, a range's min and max, or a list."""
+    if not isinstance(spec, dict):
+        return [spec]
+    return list(spec["values"]) if "values" in spec else [spec["min"], spec["max"]]
+
+
+def _check_ranges(key: str, space: dict) -> None:
+    """Every metaparameter of a search space (or a workload's extras) inside PARAMETER_RANGES."""
+    for param, allowed in PARAMETER_RANGES.items():
+        if param in space:
+            bad = [value for value in _parameter_values(space[param]) if value not in allowed]
+            if bad:
+                raise ConfigError(f"config key {key}.{param}: {bad[0]:g} is outside the allowed {allowed}")
+
+
+def _check_target(key: str, target: dict) -> None:
+    allowed = TARGET_RANGES[target["metric"]]
+    if target["value"] not in allowed:
+        raise ConfigError(
+            f"config key {key}.value: {target['value']:g} is outside the range of {target['metric']}, {allowed}"
+        )
+
+
+def _check_steps(key: str, workload: dict) -> None:
+    """min_steps at most max_steps, and an evaluation interval within the step budget at every batch size."""
+    for steps_key in ("step_budget", "eval_every"):
+        spec = workload[steps_key]
+        if isinstance(spec, dict) and spec.get("min_steps", 1) > spec.get("max_steps", math.inf):
+            raise ConfigError(
+                f"config key {key}.{steps_key}.min_steps: {spec['min_steps']} is above max_steps {spec['max_steps']}"
+            )
+    for batch_size in workload["batch_sizes"]:
+        budget, interval = (steps_for(workload[k], batch_size) for k in ("step_budget", "eval_every"))
+        if interval > budget:
+            raise ConfigError(
+                f"config key {key}.eval_every: {interval} steps at batch size {batch_size} is above the step "
+                f"budget of {budget} (allowed: 1 to step_budget)"
+            )
 
 
 def read_config(path: str | Path, overrides: dict | None = None) -> dict:
