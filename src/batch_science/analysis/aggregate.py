@@ -26,7 +26,7 @@ def check_fingerprints(shard_files, fingerprints) -> None:
             )
     if stale:
         raise ValueError(
-            f"aggregate: {len(stale)} shards were made with another config than this one: {'; '.join(stale)}; "
+            f"aggregate: {len(stale)} shard tables were made with another config than this one: {'; '.join(stale)}; "
             "delete them and rerun to retrain them (finished trials of this config are kept)"
         )
 

@@ -8,6 +8,9 @@ then), and the prepare_data rule again once it has prepared a dataset, before an
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 from batch_science.config import ConfigError
 from batch_science.data.arrays import train_subset_size
 from batch_science.data.tfds_access import builder, dataset_kind
@@ -15,10 +18,24 @@ from batch_science.data.tfds_access import builder, dataset_kind
 SPLIT_DEFAULTS = {"train_split": "train", "validation_split": "validation"}
 
 
+@contextlib.contextmanager
+def quiet_tfds():
+    """tfds warns of every dataset not prepared yet, which is no news before a run prepares it."""
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        absl.setLevel(level)
+
+
 def check_dataset(spec: dict, data_dir: str, key: str, batch_sizes) -> None:
     """Raise ConfigError naming the key under `key` (a workload's) if the dataset cannot serve it."""
     try:
-        dataset_builder = builder(spec["name"], data_dir)
+        with quiet_tfds():
+            dataset_builder = builder(spec["name"], data_dir)
+            prepared = dataset_builder.is_prepared()
     except ValueError:
         raise ConfigError(
             f"config key {key}.dataset.name: unknown dataset '{spec['name']}' (a tensorflow-datasets name, "
@@ -35,7 +52,7 @@ def check_dataset(spec: dict, data_dir: str, key: str, batch_sizes) -> None:
                 f"config key {key}.dataset.classes: {spec['classes']} is above the {label.num_classes} classes of "
                 f"'{spec['name']}' (allowed: 2 to {label.num_classes})"
             )
-    if not dataset_builder.is_prepared():
+    if not prepared:
         return  # split names and sizes are known once prepared; prepare_data checks them then
     splits = dataset_builder.info.splits
     sizes = {}
