@@ -53,16 +53,20 @@ for path, why in remove_unreadable(
     print(f"{path}: unreadable ({why}); removed, so this run rebuilds it", file=sys.stderr)
 
 
+# What each tune job's trials depend on (tuning.search.shard_fingerprint), computed once.
+SHARD_FINGERPRINTS = {(study, shard): shard_fingerprint(config, study, shard) for study, shard in study_shards()}
+
+
 def tune_fingerprint(wildcards):
-    """What a tune job's trials depend on (tuning.search.shard_fingerprint): Snakemake's params
-    trigger reruns the job, and what follows it, when an edit of the config changes it."""
+    """A tune job's shard fingerprint: Snakemake's params trigger reruns the job, and what follows
+    it, when an edit of the config changes it."""
     study = Study(wildcards.workload, wildcards.optimizer, int(wildcards.batch_size))
-    return shard_fingerprint(config, study, int(wildcards.shard))
+    return SHARD_FINGERPRINTS[(study, int(wildcards.shard))]
 
 
 def shard_fingerprints():
     """Every tune job's fingerprint, in the order of study_tables: aggregate refuses a shard without it."""
-    return [shard_fingerprint(config, study, shard) for study, shard in study_shards()]
+    return list(SHARD_FINGERPRINTS.values())
 
 
 def prepared_dataset(wildcards):
