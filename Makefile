@@ -65,5 +65,9 @@ test-slurm: install
 test-env: install
 	BATCH_SCIENCE_ENV_TEST=1 $(BIN)/pytest -q tests/test_envs.py
 
+# Everything a run writes: outputs, logs, benchmarks, Snakemake's records, and the datasets it
+# prepared (data_dir; downloaded ones included).
+DATA_DIR ?= $(or $(shell sed -n 's/^data_dir: *//p' config/config.yaml 2>/dev/null),data/tfds)
 clean:
-	rm -rf results logs benchmarks .snakemake
+	rm -rf results logs benchmarks .snakemake $(DATA_DIR)
+	-rmdir -p $(dir $(DATA_DIR)) 2>/dev/null

@@ -37,3 +37,7 @@ rule all:
         analysis_outputs.report_files(RESULTS),
         fits=f"{RESULTS}/fits.csv",
         noise_scale=noise_scale_outputs(),
+        # Named, so that a shard or study table that is missing (or removed as unreadable) is
+        # rebuilt by a plain rerun: Snakemake does not otherwise remake a missing intermediate.
+        tables=tables.study_tables(RESULTS).values(),
+        shards=study_tables("trials") + study_tables("curves"),

@@ -11,6 +11,9 @@ rule aggregate:
         f"logs/aggregate/{STUDY}.log",
     conda:
         "../envs/study.yaml"
+    params:
+        # What each shard's trials depend on: a shard made with another config is refused.
+        fingerprints=shard_fingerprints(),
     script:
         "../workflow/scripts/aggregate.py"
 

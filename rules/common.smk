@@ -16,7 +16,9 @@ from batch_science.config import (
     studies,
     workload_setting,
 )
+from batch_science.io import remove_unreadable
 from batch_science.trials import OPTIMIZERS
+from batch_science.tuning.search import shard_fingerprint
 from batch_science.tuning.study_config import check_study
 
 # Keras model modules are imported from the folder of the (first) config file: recorded in the
@@ -63,13 +65,38 @@ def data_item(path, figure):
     return report_item(path, "6. Tables", figure, caption="../workflow/report/data_files.rst", subcategory="Data files")
 
 
+def study_shards():
+    """(study, shard) of every tune job, in the order of study_tables."""
+    return [(study, shard) for study in STUDIES for shard in range(shard_count(config, study.workload))]
+
+
 def study_tables(kind):
     """Every shard's trial or curve table of every study."""
-    return [
-        tables.shard_table(RESULTS, kind, study, shard)
-        for study in STUDIES
-        for shard in range(shard_count(config, study.workload))
-    ]
+    return [tables.shard_table(RESULTS, kind, study, shard) for study, shard in study_shards()]
+
+
+# A table cut short (a full disk, a killed copy) is no result: removed, a plain rerun rebuilds it,
+# the tune jobs from the finished trials they kept. Tables of another config are aggregate's to refuse.
+for path, why in remove_unreadable(
+    [*study_tables("trials"), *study_tables("curves"), *tables.study_tables(RESULTS).values()]
+):
+    print(f"{path}: unreadable ({why}); removed, so this run rebuilds it", file=sys.stderr)
+
+
+# What each tune job's trials depend on (tuning.search.shard_fingerprint), computed once.
+SHARD_FINGERPRINTS = {(study, shard): shard_fingerprint(config, study, shard) for study, shard in study_shards()}
+
+
+def tune_fingerprint(wildcards):
+    """A tune job's shard fingerprint: Snakemake's params trigger reruns the job, and what follows
+    it, when an edit of the config changes it."""
+    study = Study(wildcards.workload, wildcards.optimizer, int(wildcards.batch_size))
+    return SHARD_FINGERPRINTS[(study, int(wildcards.shard))]
+
+
+def shard_fingerprints():
+    """Every tune job's fingerprint, in the order of study_tables: aggregate refuses a shard without it."""
+    return list(SHARD_FINGERPRINTS.values())
 
 
 def prepared_dataset(wildcards):

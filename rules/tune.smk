@@ -22,6 +22,8 @@ rule tune:
     params:
         # Finished trials are kept here, outside the outputs, so a killed job loses none.
         partial_dir=tables.partial_dir(RESULTS),
+        # What the shard's trials depend on (not runtime settings): an edit that changes it reruns the job.
+        fingerprint=tune_fingerprint,
     script:
         "../workflow/scripts/tune.py"
 

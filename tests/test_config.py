@@ -154,17 +154,17 @@ def with_adam(edit=lambda c: None):
         (
             with_adam(lambda c: c["search_spaces"]["adam"].__setitem__("beta1", {"values": [0.9, 1.0]})),
             "search_spaces.adam.beta1",
-            "1.0 is not in [0, 1)",
+            "1 is outside the allowed [0, 1)",
         ),
         (
             with_adam(lambda c: c["search_spaces"]["adam"].__setitem__("beta2", -0.1)),
             "search_spaces.adam.beta2",
-            "-0.1 is not in [0, 1)",
+            "-0.1 is outside the allowed [0, 1)",
         ),
         (
             with_adam(lambda c: c["search_spaces"]["adam"].__setitem__("epsilon", {"min": 0.0, "max": 1e-8})),
             "search_spaces.adam.epsilon",
-            "0.0 is not above 0",
+            "0 is outside the allowed (0, inf)",
         ),
         (
             with_adam(lambda c: c.__setitem__("noise_scale", {"optimizer": "adam", "beta1": 0.9, "beta2": 0.99})),

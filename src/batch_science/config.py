@@ -20,12 +20,6 @@ from batch_science.trials import MOMENTUM_OPTIMIZERS, OPTIMIZERS, OWN_METAPARAME
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 NQM_DATASET = "nqm"  # the noisy quadratic model: a workload computed exactly, with no data or model
-# Where a search space's value of a metaparameter may lie (every fixed value, range end and listed value).
-PARAMETER_RANGES = {
-    "beta1": (lambda value: 0 <= value < 1, "in [0, 1)"),
-    "beta2": (lambda value: 0 <= value < 1, "in [0, 1)"),
-    "epsilon": (lambda value: value > 0, "above 0"),
-}
 
 
 class ConfigError(ValueError):
@@ -80,6 +74,44 @@ def _with_defaults(validator_class):
         yield from validate_properties(validator, properties, instance, schema)
 
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+@dataclass(frozen=True)
+class Range:
+    """An interval of allowed values; each end included or not (shown as [0, 1), (0, inf), ...)."""
+
+    low: float
+    high: float = math.inf
+    low_included: bool = True
+    high_included: bool = False
+
+    def __contains__(self, value) -> bool:
+        above = value >= self.low if self.low_included else value > self.low
+        below = value <= self.high if self.high_included else value < self.high
+        return bool(above and below)
+
+    def __str__(self) -> str:
+        high = "inf" if self.high == math.inf else f"{self.high:g}"
+        return f"{'[' if self.low_included else '('}{self.low:g}, {high}{']' if self.high_included else ')'}"
+
+
+# Allowed values of each searched metaparameter, whether fixed, a range (both ends) or a list;
+# an optimizer's own keys are one row each.
+PARAMETER_RANGES = {
+    "learning_rate": Range(0, low_included=False),
+    "momentum": Range(0, 1),  # 1 divides by zero in the effective learning rate; above it diverges
+    "decay_fraction": Range(0, 1, low_included=False, high_included=True),
+    "end_factor": Range(0, 1, low_included=False, high_included=True),
+    "label_smoothing": Range(0, 1),
+    "beta1": Range(0, 1),  # Adam's decay rates: 1 would never update its moment estimates
+    "beta2": Range(0, 1),
+    "epsilon": Range(0, low_included=False),
+}
+# Goals a validation metric can be asked to beat (a goal outside never or always counts as met).
+TARGET_RANGES = {
+    "error": Range(0, 1, low_included=False),
+    "cross_entropy": Range(0, low_included=False),
+}
 
 
 def validate_config(config: dict) -> dict:
@@ -137,6 +169,12 @@ def _check_consistency(config: dict) -> None:
                 missing = [b for b in workload["batch_sizes"] if str(b) not in spec]
                 if missing:
                     raise ConfigError(f"config key {key}.{steps_key}: no entry for batch sizes {missing}")
+    if config["study"] in (".", ".."):
+        raise ConfigError(f"config key study: '{config['study']}' is not a folder name (letters, digits, _ . -)")
+    for name, workload in config["workloads"].items():
+        _check_ranges(f"workloads.{name}.search_space", workload.get("search_space", {}))
+        _check_target(f"workloads.{name}.target", workload["target"])
+        _check_steps(f"workloads.{name}", workload)
     parallel = config["data_parallel"]
     replicas = parallel["devices"] * parallel["nodes"]
     for name, workload in config["workloads"].items():
@@ -155,12 +193,11 @@ def _check_consistency(config: dict) -> None:
         for needed in OWN_METAPARAMETERS.get(optimizer, ()):
             if needed not in space:
                 raise ConfigError(f"config key {key}.{needed}: required for optimizer '{optimizer}'")
-        for param, spec in space.items():
-            _check_parameter_range(f"{key}.{param}", param, spec)
         if space.get("schedule") == "linear_decay":
             for needed in ("decay_fraction", "end_factor"):
                 if needed not in space:
                     raise ConfigError(f"config key {key}.{needed}: required by schedule linear_decay")
+        _check_ranges(key, space)
         for param, spec in space.items():
             if isinstance(spec, dict) and "min" in spec and spec["min"] > spec["max"]:
                 raise ConfigError(f"config key {key}.{param}: min {spec['min']} is above max {spec['max']}")
@@ -168,23 +205,6 @@ def _check_consistency(config: dict) -> None:
                 raise ConfigError(f"config key {key}.{param}: log scale needs min > 0, got {spec['min']}")
             if isinstance(spec, dict) and spec.get("scale") == "reverse_log" and spec["max"] >= 1:
                 raise ConfigError(f"config key {key}.{param}: reverse_log scale needs max < 1, got {spec['max']}")
-
-
-def _check_parameter_range(key: str, param: str, spec) -> None:
-    """A metaparameter of PARAMETER_RANGES: every value its spec can give lies in its range."""
-    if param not in PARAMETER_RANGES:
-        return
-    allowed, words = PARAMETER_RANGES[param]
-    values = (
-        spec["values"]
-        if isinstance(spec, dict) and "values" in spec
-        else [spec["min"], spec["max"]]
-        if isinstance(spec, dict)
-        else [spec]
-    )
-    for value in values:
-        if not allowed(value):
-            raise ConfigError(f"config key {key}: {value} is not {words}")
 
 
 def _check_optimizer_extras(config: dict, name: str, workload: dict) -> None:
@@ -199,14 +219,53 @@ def _check_optimizer_extras(config: dict, name: str, workload: dict) -> None:
                     f"config key noise_scale.{needed}: required for noise_scale.optimizer "
                     f"'{settings['optimizer']}' (workload {name})"
                 )
-    for param, spec in workload.get("search_space", {}).items():
-        _check_parameter_range(f"{key}.search_space.{param}", param, spec)
     uses_adam = "adam" in workload["optimizers"] or (settings["enabled"] and settings["optimizer"] == "adam")
     if is_nqm(workload) and uses_adam and "preconditioner_power" not in workload["nqm"]:
         raise ConfigError(
             f"config key {key}.nqm.preconditioner_power: required for optimizer 'adam' on the NQM, which models Adam "
             "as preconditioning by H^power (0.5: Adam's square root)"
         )
+
+
+def _parameter_values(spec) -> list:
+    """The values a parameter spec can take at its ends: a number, a range's min and max, or a list."""
+    if not isinstance(spec, dict):
+        return [spec]
+    return list(spec["values"]) if "values" in spec else [spec["min"], spec["max"]]
+
+
+def _check_ranges(key: str, space: dict) -> None:
+    """Every metaparameter of a search space (or a workload's extras) inside PARAMETER_RANGES."""
+    for param, allowed in PARAMETER_RANGES.items():
+        if param in space:
+            bad = [value for value in _parameter_values(space[param]) if value not in allowed]
+            if bad:
+                raise ConfigError(f"config key {key}.{param}: {bad[0]:g} is outside the allowed {allowed}")
+
+
+def _check_target(key: str, target: dict) -> None:
+    allowed = TARGET_RANGES[target["metric"]]
+    if target["value"] not in allowed:
+        raise ConfigError(
+            f"config key {key}.value: {target['value']:g} is outside the range of {target['metric']}, {allowed}"
+        )
+
+
+def _check_steps(key: str, workload: dict) -> None:
+    """min_steps at most max_steps, and an evaluation interval within the step budget at every batch size."""
+    for steps_key in ("step_budget", "eval_every"):
+        spec = workload[steps_key]
+        if isinstance(spec, dict) and spec.get("min_steps", 1) > spec.get("max_steps", math.inf):
+            raise ConfigError(
+                f"config key {key}.{steps_key}.min_steps: {spec['min_steps']} is above max_steps {spec['max_steps']}"
+            )
+    for batch_size in workload["batch_sizes"]:
+        budget, interval = (steps_for(workload[k], batch_size) for k in ("step_budget", "eval_every"))
+        if interval > budget:
+            raise ConfigError(
+                f"config key {key}.eval_every: {interval} steps at batch size {batch_size} is above the step "
+                f"budget of {budget} (allowed: 1 to step_budget)"
+            )
 
 
 def read_config(path: str | Path, overrides: dict | None = None) -> dict:

@@ -71,3 +71,37 @@ def read_parquet_metadata(path: str | Path) -> dict[str, str]:
     raw = pq.read_schema(path).metadata or {}
     skip = (b"pandas", PANDAS_ATTRS_KEY.encode())  # pandas' own keys, and the attrs copy of these
     return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(skip)}
+
+
+def why_unreadable(path: str | Path) -> str | None:
+    """Why an existing parquet or CSV table cannot be a result (cut short, not a table), else None.
+
+    Cheap: a parquet file's footer, a CSV's end (written whole by write_csv, so ending a line)."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        if path.suffix == ".parquet":
+            pq.read_metadata(path)
+            return None
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() == 0:
+                return "empty"
+            f.seek(-1, os.SEEK_END)
+            return None if f.read(1) == b"\n" else "cut short: no line end at its end"
+    except Exception as error:  # pyarrow's errors vary by damage: any failure to read is damage
+        return " ".join(str(error).split())[:120]
+
+
+def remove_unreadable(paths) -> list[tuple[str, str]]:
+    """Delete each table that why_unreadable finds damaged; return (path, why) of each removed."""
+    removed = []
+    for path in paths:
+        why = why_unreadable(path)
+        if why:
+            Path(path).unlink()
+            removed.append((str(path), why))
+    return removed

@@ -46,6 +46,12 @@ def results_dir(study_name: str) -> str:
     return f"results/{study_name}"
 
 
+def study_tables(results: str) -> dict[str, str]:
+    """A study's aggregated tables (rule aggregate's outputs): trials, curves and steps to result."""
+    return {"trials": f"{results}/trials.parquet", "curves": f"{results}/curves.parquet",
+            "steps": f"{results}/steps_to_result.csv"}  # fmt: skip
+
+
 def shard_table(results: str, kind: str, study: Study = STUDY_PATTERN, shard="{shard}") -> str:
     """One tune job's trial or curve table (kind: trials or curves)."""
     if kind not in TABLE_KINDS:

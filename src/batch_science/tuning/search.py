@@ -6,12 +6,23 @@ from a seed that depends only on the study, so sharding or adding trials never m
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 
 import numpy as np
 from scipy.stats import qmc
 
-from batch_science.config import Study, config_hash, dataset_name, model_name, search_space, stable_seed, steps_for
+from batch_science.config import (
+    Study,
+    config_hash,
+    dataset_name,
+    model_name,
+    search_space,
+    shard_trials,
+    stable_seed,
+    steps_for,
+)
 from batch_science.trials import MOMENTUM_OPTIMIZERS, OWN_METAPARAMETER_KEYS, OWN_METAPARAMETERS
 
 # The dimensions of the quasi-random points, in this order; an optimizer's own metaparameters come
@@ -130,3 +141,23 @@ def study_record(config: dict, study: Study) -> dict:
         "target_direction": workload["target"]["direction"],
         "config_hash": config_hash(config),
     }
+
+
+def trial_fingerprint(config: dict, study: Study, trial: dict) -> str:
+    """Everything a trial's result depends on: a partial result is reused only if it matches.
+
+    The trial carries its own budget and evaluation interval, resolved for its batch size."""
+    workload = config["workloads"][study.workload]
+    keys = {k: workload[k] for k in ("dataset", "model", "target", "nqm") if k in workload}
+    engine = {k: config[k] for k in ("precision", "divergence_factor", "stop_at_target", "data_dir")}
+    return json.dumps({"study": study.path, "trial": trial, "workload": keys, "engine": engine}, sort_keys=True)
+
+
+def shard_fingerprint(config: dict, study: Study, shard: int) -> str:
+    """A short hash of the fingerprints of a tune job's trials: what its tables depend on, and
+    nothing else (not the other studies, not runtime settings such as checkpoint_minutes). The tune
+    rule's params, so a config edit reruns exactly the shards it changes; kept in the shard tables,
+    so aggregate can refuse a shard made with another config."""
+    trials = study_trials(config, study, shard_trials(config, shard, study.workload))
+    joined = "\n".join(trial_fingerprint(config, study, trial) for trial in trials)
+    return hashlib.sha256(joined.encode()).hexdigest()[:12]

@@ -2,7 +2,8 @@
 what needs the package's registries (model names, the NQM's initial loss, Keras models built once).
 
 The pipeline (rules/common.smk), the benchmark and the tools all load a config through here;
-every error is one ConfigError line naming the key.
+every error is one ConfigError line naming the key. Models are built from their knobs, datasets
+looked up by name (no network; sizes once prepared, data/checks.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from batch_science.config import DATASET_SOURCES, ConfigError, is_nqm, read_config, validate_config
+from batch_science.data.checks import check_dataset
 from batch_science.data.tfds_access import dataset_builder
 from batch_science.models.registry import MODELS, get_model
 from batch_science.training.nqm import quadratic_from_config
@@ -40,6 +42,14 @@ def check_study(config: dict) -> dict:
             known = ", ".join(sorted(MODELS))
             raise ConfigError(
                 f"config key {key}.model.name: unknown model '{workload['model']['name']}' (known: {known})"
+            )
+        else:
+            try:
+                get_model(workload["model"], config.get("config_dir"))
+            except (ValueError, TypeError) as error:
+                raise ConfigError(f"config key {key}.model: {' '.join(str(error).split())}") from None
+            check_dataset(
+                workload["dataset"], config["data_dir"], key, workload["batch_sizes"], config.get("config_dir")
             )
     return config
 

@@ -25,12 +25,14 @@ import pandas as pd
 from batch_science.config import (
     Study,
     data_parallel_for,
+    dataset_name,
     is_nqm,
     run_settings,
     shard_count,
     shard_trials,
     workload_setting,
 )
+from batch_science.data.checks import check_batch_sizes
 from batch_science.data.load import load
 from batch_science.data.streamed import StreamedData
 from batch_science.io import read_parquet_metadata, write_parquet
@@ -45,17 +47,9 @@ from batch_science.training.runner import Progress
 from batch_science.training.streaming_engine import StreamingEngine
 from batch_science.trials import PRUNED, effective_learning_rate
 from batch_science.tuning.pruning import StudyBest
-from batch_science.tuning.search import study_record, study_trials
+from batch_science.tuning.search import shard_fingerprint, study_record, study_trials, trial_fingerprint
 
 log = logging.getLogger(__name__)
-
-
-def _fingerprint(config: dict, study: Study, trial: dict) -> str:
-    """Everything a trial's result depends on: a partial result is reused only if it matches."""
-    workload = config["workloads"][study.workload]
-    keys = {k: workload[k] for k in ("dataset", "model", "target", "eval_every", "nqm") if k in workload}
-    engine = {k: config[k] for k in ("precision", "divergence_factor", "stop_at_target", "data_dir")}
-    return json.dumps({"study": study.path, "trial": trial, "workload": keys, "engine": engine}, sort_keys=True)
 
 
 def _load_partial(path: Path, fingerprint: str, prune: bool) -> tuple[dict, pd.DataFrame] | None:
@@ -151,7 +145,10 @@ def _trial_saver(config: dict, study: Study, base: dict, partial_dir: str, todo:
     def save(outcome) -> None:
         record, curve = _outcome_tables(base, outcome)
         # Fingerprint the trial as it was asked for, so a rerun recognises it.
-        meta = {"fingerprint": _fingerprint(config, study, by_id[record["trial_id"]]), "record": json.dumps(record)}
+        meta = {
+            "fingerprint": trial_fingerprint(config, study, by_id[record["trial_id"]]),
+            "record": json.dumps(record),
+        }
         write_parquet(curve, partial_trial(partial_dir, record["trial_id"]), meta)
         checkpoint.remove(trial_checkpoint(partial_dir, record["trial_id"]))  # the partial file supersedes it
         finished[record["trial_id"]] = (record, curve)
@@ -174,7 +171,7 @@ def _checkpointer(config: dict, study: Study, label: str, partial_dir: str, todo
             for state in states:
                 trial = by_id[state.outcome.trial["trial_id"]]
                 checkpoint.save(
-                    trial_checkpoint(partial_dir, trial["trial_id"]), state, _fingerprint(config, study, trial)
+                    trial_checkpoint(partial_dir, trial["trial_id"]), state, trial_fingerprint(config, study, trial)
                 )
             last_save = time.monotonic()
             stop.checkpointed = {state.outcome.trial["trial_id"]: state.step for state in states}
@@ -215,7 +212,7 @@ def _study_best(config: dict, study: Study, shard: int, partial_dir: str, finish
     files = [best_step_file(partial_dir, k) for k in range(shard_count(config, study.workload))]
 
     def fingerprint(trial_id: int) -> str:
-        return _fingerprint(config, study, study_trials(config, study, [trial_id])[0])
+        return trial_fingerprint(config, study, study_trials(config, study, [trial_id])[0])
 
     return StudyBest(files, best_step_file(partial_dir, shard), fingerprint, [r for r, _ in finished.values()])
 
@@ -251,7 +248,9 @@ def run_tune_job(
     _remove_stale_temporaries(partial_dir, [t["trial_id"] for t in trials])
     prune = workload_setting(config, study.workload, "prune")
     for trial in trials:
-        loaded = _load_partial(partial_trial(partial_dir, trial["trial_id"]), _fingerprint(config, study, trial), prune)
+        loaded = _load_partial(
+            partial_trial(partial_dir, trial["trial_id"]), trial_fingerprint(config, study, trial), prune
+        )
         if loaded:
             finished[trial["trial_id"]] = loaded
             checkpoint.remove(
@@ -271,6 +270,8 @@ def run_tune_job(
         base["training_device"] = training_device()
         workload = config["workloads"][study.workload]
         arrays = load(workload["dataset"], config["data_dir"], config.get("config_dir"))
+        n_train = arrays.n_train if isinstance(arrays, StreamedData) else len(arrays.x_train)
+        check_batch_sizes([study.batch_size], n_train, f"workloads.{study.workload}", dataset_name(workload["dataset"]))
         engine_class = StreamingEngine if isinstance(arrays, StreamedData) else Engine  # same results; reads from disk
         engine = engine_class(
             get_model(workload["model"], config.get("config_dir")),
@@ -286,7 +287,7 @@ def run_tune_job(
         for trial in todo if strategy is None else []:  # data-parallel trials are not checkpointed mid-trial
             state = checkpoint.load(
                 trial_checkpoint(partial_dir, trial["trial_id"]),
-                _fingerprint(config, study, trial),
+                trial_fingerprint(config, study, trial),
                 like,
                 engine.dtype,
                 STATE[study.optimizer],
@@ -356,9 +357,10 @@ def run_tune_job(
         if strategy is not None and not writes_results(strategy):
             return  # another worker of this multi-node job wrote the trials; this one trained alongside
 
-    records = [finished[t["trial_id"]][0] for t in trials]
+    # A kept trial's fingerprint matches this config: it is this config's result, under its hash.
+    records = [{**finished[t["trial_id"]][0], "config_hash": base["config_hash"]} for t in trials]
     curves = pd.concat([finished[t["trial_id"]][1] for t in trials], ignore_index=True)
-    meta = provenance(config)
+    meta = {**provenance(config), "shard_fingerprint": shard_fingerprint(config, study, shard)}
     write_parquet(pd.DataFrame(records), trials_out, meta)
     write_parquet(curves, curves_out, meta)
     counts = pd.Series([r["status"] for r in records]).value_counts().to_dict()
