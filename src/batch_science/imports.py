@@ -8,8 +8,12 @@ job, also one started on another node by SLURM, looks in the same place).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib
+import importlib.util
 import sys
+from pathlib import Path
 
 
 def import_object(path: str, search_dir: str | None = None):
@@ -31,3 +35,28 @@ def import_object(path: str, search_dir: str | None = None):
     if not hasattr(module, attribute):
         raise ValueError(f"'{path}': module '{module_name}' ({module.__file__}) has no '{attribute}'")
     return getattr(module, attribute)
+
+
+@functools.cache
+def source_digest(path: str, search_dir: str | None = None) -> str:
+    """A digest of the source file of the module `path` ("package.module:attribute" or a file path
+    relative to search_dir), so that results made from it follow its edits; "missing" if not found.
+    The module is located, not imported."""
+    module_name, colon, _ = path.partition(":")
+    if not colon:
+        file = Path(search_dir or ".", path)
+    else:
+        added = bool(search_dir) and search_dir not in sys.path
+        if added:
+            sys.path.insert(0, search_dir)
+        try:
+            spec = importlib.util.find_spec(module_name)
+        except (ImportError, ValueError):
+            spec = None
+        finally:
+            if added:
+                sys.path.remove(search_dir)
+        file = Path(spec.origin) if spec and spec.origin and spec.has_location else None
+    if file is None or not file.is_file():
+        return "missing"
+    return hashlib.sha256(file.read_bytes()).hexdigest()[:16]

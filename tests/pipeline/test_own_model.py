@@ -28,11 +28,16 @@ def test_the_own_model_example_runs_end_to_end(tmp_path, prepared_data_dir):
     results = tmp_path / "results" / "own_model"
     trials = pd.read_parquet(results / "trials.parquet")
     assert set(trials["model"]) == {"model:small_cnn"}
-    assert set(trials["batch_size"]) == {16, 256} and set(trials["optimizer"]) == {"nesterov"}
-    assert len(trials) == 4 and trials["status"].isin(["reached", "not_reached", "infeasible"]).all()
+    assert set(trials["batch_size"]) == {16, 256} and set(trials["optimizer"]) == {"nesterov", "adam"}
+    assert trials.loc[trials["optimizer"] == "adam", ["beta1", "beta2", "epsilon"]].notna().all().all()
+    assert len(trials) == 8 and trials["status"].isin(["reached", "not_reached", "infeasible"]).all()
     curves = pd.read_parquet(results / "curves.parquet")
     # Each trial starts from its own seed's weights: the step-0 losses of a study's trials differ.
-    start = curves[curves["step"] == 0].groupby(["batch_size"])["val_cross_entropy"].nunique()
+    start = curves[curves["step"] == 0].groupby(["optimizer", "batch_size"])["val_cross_entropy"].nunique()
     assert (start == 2).all()
     assert (results / "figures" / "steps_to_result.png").exists()
+    steps = pd.read_csv(results / "steps_to_result.csv")
+    assert set(steps["optimizer"]) == {"nesterov", "adam"}  # both in the tables the figures draw
+    for optimizer in ("nesterov", "adam"):
+        assert (results / "figures" / "metaparameters" / f"mnist1d_small_cnn_{optimizer}.png").exists()
     assert (results / "noise_scale" / "mnist1d_small_cnn.csv").exists()

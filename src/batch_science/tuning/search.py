@@ -23,6 +23,7 @@ from batch_science.config import (
     stable_seed,
     steps_for,
 )
+from batch_science.imports import source_digest
 from batch_science.trials import MOMENTUM_OPTIMIZERS, OWN_METAPARAMETER_KEYS, OWN_METAPARAMETERS
 
 # The dimensions of the quasi-random points, in this order; an optimizer's own metaparameters come
@@ -150,7 +151,21 @@ def trial_fingerprint(config: dict, study: Study, trial: dict) -> str:
     workload = config["workloads"][study.workload]
     keys = {k: workload[k] for k in ("dataset", "model", "target", "nqm") if k in workload}
     engine = {k: config[k] for k in ("precision", "divergence_factor", "stop_at_target", "data_dir")}
-    return json.dumps({"study": study.path, "trial": trial, "workload": keys, "engine": engine}, sort_keys=True)
+    fingerprint = {"study": study.path, "trial": trial, "workload": keys, "engine": engine}
+    sources = own_sources(workload, config.get("config_dir"))
+    if sources:  # a user's model module, builder module or npz file: an edit to it reruns its trials
+        fingerprint["sources"] = sources
+    return json.dumps(fingerprint, sort_keys=True)
+
+
+def own_sources(workload: dict, config_dir: str | None) -> dict:
+    """Digests of the files a workload names by path (Keras model module, tfds builder module, npz)."""
+    named = {
+        "model": workload.get("model", {}).get("keras"),
+        "builder": workload.get("dataset", {}).get("builder"),
+        "npz": workload.get("dataset", {}).get("npz"),
+    }
+    return {key: source_digest(path, config_dir) for key, path in named.items() if path}
 
 
 def shard_fingerprint(config: dict, study: Study, shard: int) -> str:
