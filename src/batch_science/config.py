@@ -111,6 +111,7 @@ PARAMETER_RANGES = {
 TARGET_RANGES = {
     "error": Range(0, 1, low_included=False),
     "cross_entropy": Range(0, low_included=False),
+    "average_precision": Range(0, 1, low_included=False),  # maximized; only in imported release studies
 }
 
 

@@ -2,6 +2,7 @@
 
 import json
 import math
+from dataclasses import astuple
 from html.parser import HTMLParser
 
 import pandas as pd
@@ -13,7 +14,9 @@ from batch_science.analysis.robustness import tuning_budget_table
 from batch_science.analysis.steps import best_trials, with_interpolated_steps
 from batch_science.analysis.summary import study_summary
 from batch_science.analysis.variants import dataset_size_variants, model_variants
+from batch_science.config import shard_count, shard_trials, studies
 from batch_science.io import write_parquet
+from batch_science.tables import shard_table
 from conftest import REPO, run_snakemake
 from synthetic import synthetic_curves, synthetic_trials
 
@@ -184,9 +187,16 @@ def test_report_builds_from_the_tables_alone(tmp_path, tiny_config):
     trials = pd.concat(rows, ignore_index=True)
     curves = synthetic_curves(trials)
     results = tmp_path / "results" / tiny_config["study"]
-    write_parquet(trials, results / "trials.parquet", {"config_hash": "imported", "config": json.dumps(tiny_config)})
-    write_parquet(curves, results / "curves.parquet")
-    with_interpolated_steps(best_trials(trials), curves).to_csv(results / "steps_to_result.csv", index=False)
+    # Shard tables as an import writes them (marked imported_by: never tuned here, no fingerprint).
+    meta = {"config_hash": "imported", "config": json.dumps(tiny_config), "imported_by": "test"}
+    for study in studies(tiny_config):
+        for shard in range(shard_count(tiny_config, study.workload)):
+            ids = list(shard_trials(tiny_config, shard, study.workload))
+            for kind, table in (("trials", trials), ("curves", curves)):
+                pick = (table[["workload", "optimizer", "batch_size"]] == list(astuple(study))).all(axis=1)
+                write_parquet(
+                    table[pick & table["trial_id"].isin(ids)], shard_table(str(results), kind, study, shard), meta
+                )
     # The noise-scale run would need data to train on: off, as for any imported study.
     no_noise_scale_config = tmp_path / "no_noise_scale.yaml"
     no_noise_scale_config.write_text("noise_scale: {enabled: false}\n")

@@ -48,9 +48,10 @@ def check_study(config: dict) -> dict:
                 get_model(workload["model"], config.get("config_dir"))
             except (ValueError, TypeError) as error:
                 raise ConfigError(f"config key {key}.model: {' '.join(str(error).split())}") from None
-            check_dataset(
-                workload["dataset"], config["data_dir"], key, workload["batch_sizes"], config.get("config_dir")
-            )
+            if "imported_from" not in config:  # a release's study is never trained: its data is not needed
+                check_dataset(
+                    workload["dataset"], config["data_dir"], key, workload["batch_sizes"], config.get("config_dir")
+                )
     return config
 
 
