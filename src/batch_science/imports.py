@@ -8,6 +8,7 @@ job, also one started on another node by SLURM, looks in the same place).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
@@ -16,22 +17,30 @@ import sys
 from pathlib import Path
 
 
+@contextlib.contextmanager
+def _searched_first(search_dir: str | None):
+    """sys.path with search_dir in front for the duration (if it is not there already)."""
+    added = bool(search_dir) and search_dir not in sys.path
+    if added:
+        sys.path.insert(0, search_dir)
+    try:
+        yield
+    finally:
+        if added:
+            sys.path.remove(search_dir)
+
+
 def import_object(path: str, search_dir: str | None = None):
     """The attribute `path` ("package.module:attribute") names; ValueError saying what is missing."""
     module_name, _, attribute = path.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"'{path}': not an import path 'package.module:attribute'")
-    added = bool(search_dir) and search_dir not in sys.path
-    if added:
-        sys.path.insert(0, search_dir)
     try:
-        module = importlib.import_module(module_name)
+        with _searched_first(search_dir):
+            module = importlib.import_module(module_name)
     except ImportError as error:
         where = f"{search_dir} or PYTHONPATH" if search_dir else "PYTHONPATH"
         raise ValueError(f"'{path}': module '{module_name}' not found in {where} ({error})") from None
-    finally:
-        if added:
-            sys.path.remove(search_dir)
     if not hasattr(module, attribute):
         raise ValueError(f"'{path}': module '{module_name}' ({module.__file__}) has no '{attribute}'")
     return getattr(module, attribute)
@@ -46,16 +55,11 @@ def source_digest(path: str, search_dir: str | None = None) -> str:
     if not colon:
         file = Path(search_dir or ".", path)
     else:
-        added = bool(search_dir) and search_dir not in sys.path
-        if added:
-            sys.path.insert(0, search_dir)
         try:
-            spec = importlib.util.find_spec(module_name)
+            with _searched_first(search_dir):
+                spec = importlib.util.find_spec(module_name)
         except (ImportError, ValueError):
             spec = None
-        finally:
-            if added:
-                sys.path.remove(search_dir)
         file = Path(spec.origin) if spec and spec.origin and spec.has_location else None
     if file is None or not file.is_file():
         return "missing"
