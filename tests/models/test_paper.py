@@ -182,3 +182,55 @@ def test_trials_in_one_graph_equal_trials_alone(spec, input_shape):
                 shared=shared,
             ).numpy()[0]
             np.testing.assert_allclose(together[t], alone, rtol=1e-10, atol=1e-12)
+
+
+def _batch_norm_reference(x, gamma, beta, mean=None, variance=None, upstream=None):
+    """Batch norm over every axis but the channels, from its formula in float64: (output, mean,
+    biased variance, gradient of sum(output * upstream) with respect to x)."""
+    axes = tuple(range(x.ndim - 1))
+    given = mean is not None
+    mean = x.mean(axis=axes) if not given else mean
+    variance = ((x - mean) ** 2).mean(axis=axes) if not given else variance
+    scale = 1.0 / np.sqrt(variance + 1e-5)
+    normalised = (x - mean) * scale
+    output = normalised * gamma + beta
+    if upstream is None:
+        return output, mean, variance, None
+    g = upstream * gamma
+    if given:  # the statistics are constants
+        return output, mean, variance, g * scale
+    gradient = scale * (g - g.mean(axis=axes) - normalised * (g * normalised).mean(axis=axes))
+    return output, mean, variance, gradient
+
+
+def test_float32_batch_norm_matches_its_formula_in_training_measuring_and_with_given_statistics():
+    """float32 image batches go through TensorFlow's fused op: its output, gradient and measured
+    (biased) variance are checked against the formula in float64, as are the separate ops of float64."""
+    import tensorflow as tf
+
+    from batch_science.models.paper import _batch_norm, _normalised
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(1.5, 2.0, size=(4, 3, 3, 2))  # 36 values per channel: the unbiased variance is 3% off
+    gamma, beta, upstream = rng.normal(size=2), rng.normal(size=2), rng.normal(size=x.shape)
+    given_mean, given_variance = rng.normal(size=2), rng.uniform(0.5, 2.0, size=2)
+    for dtype, tolerance in ((np.float32, 2e-5), (np.float64, 1e-12)):
+        tensors = [tf.constant(a.astype(dtype)) for a in (x, gamma, beta, upstream, given_mean, given_variance)]
+        tx, tgamma, tbeta, tupstream, tmean, tvariance = tensors
+        for statistics in (None, (tmean, tvariance)):
+            with tf.GradientTape() as tape:
+                tape.watch(tx)
+                output = _batch_norm(tf, tx, tgamma, tbeta, None, training=True, statistics=statistics)
+                total = tf.reduce_sum(output * tupstream)
+            gradient = tape.gradient(total, tx)
+            given = {} if statistics is None else {"mean": given_mean, "variance": given_variance}
+            expected, mean, variance, expected_gradient = _batch_norm_reference(
+                x, gamma, beta, upstream=upstream, **given
+            )
+            np.testing.assert_allclose(output.numpy(), expected, rtol=tolerance, atol=tolerance)
+            np.testing.assert_allclose(gradient.numpy(), expected_gradient, rtol=tolerance, atol=10 * tolerance)
+        measured_output, (measured_mean, measured_variance) = _normalised(tf, tx, tgamma, tbeta)
+        expected, mean, variance, _ = _batch_norm_reference(x, gamma, beta)
+        np.testing.assert_allclose(measured_output.numpy(), expected, rtol=tolerance, atol=tolerance)
+        np.testing.assert_allclose(measured_mean.numpy(), mean, rtol=tolerance, atol=tolerance)
+        np.testing.assert_allclose(measured_variance.numpy(), variance, rtol=tolerance)

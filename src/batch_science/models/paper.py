@@ -130,11 +130,9 @@ def _norm_weights(name, channels) -> list[Weight]:
 def _batch_norm(tf, x, gamma, beta, ghost_batch_size: int | None, training: bool, statistics=None):
     """Normalise with `statistics` (mean, variance) when given, else with the (ghost) batch's own."""
     batch = x.shape[0]
-    if statistics is not None:
-        mean, variance = statistics
-        x = (x - mean) * tf.math.rsqrt(variance + BN_EPSILON)
-    elif (
-        training
+    if (
+        statistics is None
+        and training
         and ghost_batch_size
         and batch is not None
         and batch > ghost_batch_size
@@ -142,11 +140,29 @@ def _batch_norm(tf, x, gamma, beta, ghost_batch_size: int | None, training: bool
     ):
         ghosts = tf.reshape(x, [batch // ghost_batch_size, ghost_batch_size, *x.shape[1:]])
         mean, variance = tf.nn.moments(ghosts, axes=list(range(1, len(ghosts.shape) - 1)), keepdims=True)
-        x = tf.reshape((ghosts - mean) * tf.math.rsqrt(variance + BN_EPSILON), x.shape)
-    else:
-        mean, variance = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)), keepdims=True)
-        x = (x - mean) * tf.math.rsqrt(variance + BN_EPSILON)
-    return x * gamma + beta
+        return tf.reshape((ghosts - mean) * tf.math.rsqrt(variance + BN_EPSILON), x.shape) * gamma + beta
+    return _normalised(tf, x, gamma, beta, statistics)[0]
+
+
+def _normalised(tf, x, gamma, beta, statistics=None):
+    """(x normalised per channel with `statistics` (mean, variance), else with its own over every
+    other axis; those statistics).
+
+    A float32 image batch goes through TensorFlow's fused batch norm, one op forward and one
+    backward (oneDNN on a CPU, cuDNN on a GPU): as separate moments and normalisation ops, batch
+    norm cost ResNet-8 at batch 16 on a CPU a third of its training step. The fused op has no
+    float64 kernel, so float64 runs keep the separate ops.
+    """
+    if len(x.shape) == 4 and x.dtype == tf.float32:
+        fused = tf.compat.v1.nn.fused_batch_norm
+        if statistics is not None:
+            mean, variance = statistics
+            return fused(x, gamma, beta, mean, variance, BN_EPSILON, is_training=False)[0], statistics
+        y, mean, variance = fused(x, gamma, beta, epsilon=BN_EPSILON, is_training=True)
+        n = x.shape[0] * x.shape[1] * x.shape[2]
+        return y, (mean, variance * ((n - 1) / n))  # the op returns the unbiased variance
+    mean, variance = statistics if statistics is not None else tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
+    return (x - mean) * tf.math.rsqrt(variance + BN_EPSILON) * gamma + beta, (mean, variance)
 
 
 def _pooled(size: int, times: int) -> int:
@@ -291,11 +307,11 @@ class ResNet(_PaperModel):
         given = dict(zip(self._norm_names, zip(statistics[0::2], statistics[1::2]))) if statistics is not None else {}
 
         def bn(h, name):
+            gamma, beta = w[f"{name}/gamma"], w[f"{name}/beta"]
             if measured is not None:
-                given[name] = measured[name] = tf.nn.moments(h, axes=list(range(len(h.shape) - 1)))
-            return _batch_norm(
-                tf, h, w[f"{name}/gamma"], w[f"{name}/beta"], self.ghost_batch_size, training, given.get(name)
-            )
+                h, measured[name] = _normalised(tf, h, gamma, beta)
+                return h
+            return _batch_norm(tf, h, gamma, beta, self.ghost_batch_size, training, given.get(name))
 
         stride = 2 if self.bottleneck else 1
         x = tf.nn.relu(bn(tf.nn.conv2d(x, w["stem/kernel"], stride, "SAME"), "stem/bn"))
