@@ -202,35 +202,42 @@ def test_precise_batch_norm_statistics_are_those_of_the_training_sample():
     )
 
 
-def test_compilation_rule_plain_graph_for_convolutions_on_a_cpu_else_xla():
-    """XLA unless the training forward pass convolves and the device is a CPU; read from each real model's ops."""
+def test_compilation_rule_plain_graph_on_a_cpu_for_convolutions_and_for_loops_at_large_batch_else_xla():
+    """XLA unless the device is a CPU and the training forward pass convolves, or loops at a batch of
+    LOOP_PLAIN_GRAPH_BATCH or more (both sides of it); read from each real model's ops."""
     from batch_science.data.arrays import Arrays
-    from batch_science.training.engine import compiles_with_xla
+    from batch_science.training.engine import LOOP_PLAIN_GRAPH_BATCH, compiles_with_xla
 
-    assert compiles_with_xla({"MatMul", "Relu"}, on_gpu=False)
-    assert not compiles_with_xla({"MatMul", "Conv2D"}, on_gpu=False)
-    assert compiles_with_xla({"MatMul", "Conv2D"}, on_gpu=True)
+    large, below = LOOP_PLAIN_GRAPH_BATCH, LOOP_PLAIN_GRAPH_BATCH - 1
+    assert compiles_with_xla({"MatMul", "Relu"}, on_gpu=False, batch_size=large)
+    assert not compiles_with_xla({"MatMul", "Conv2D"}, on_gpu=False, batch_size=4)
+    assert compiles_with_xla({"MatMul", "Conv2D"}, on_gpu=True, batch_size=4)
+    assert compiles_with_xla({"MatMul", "While"}, on_gpu=False, batch_size=below)
+    assert not compiles_with_xla({"MatMul", "While"}, on_gpu=False, batch_size=large)
+    assert compiles_with_xla({"MatMul", "While"}, on_gpu=True, batch_size=large)
     rng = np.random.default_rng(0)
 
-    def engine(spec, shape, **options):
+    def engine(spec, shape, batch_size, **options):
         x = rng.integers(0, 8, size=(12, *shape)).astype(np.float64)
         y = rng.integers(0, 8, size=(12, *shape) if len(shape) == 1 and "lm" in spec["name"] else 12)
-        return Engine(get_model(spec), Arrays(x[:8], y[:8], x[8:], y[8:], 8), "momentum", 4, **options)
+        return Engine(get_model(spec), Arrays(x[:8], y[:8], x[8:], y[8:], 8), "momentum", batch_size, **options)
 
     expected = {
-        ("mlp", (6,)): True,
-        ("cnn1d", (16,)): True,  # trains on matmuls of patches; convolves only to evaluate
-        ("simple_cnn", (8, 8, 1)): False,
-        ("resnet_8", (8, 8, 3)): False,
-        ("lstm_lm", (6,)): True,
-        ("transformer_lm", (6,)): True,
+        ("mlp", (6,), large): True,
+        ("cnn1d", (16,), 4): True,  # trains on matmuls of patches; convolves only to evaluate
+        ("simple_cnn", (8, 8, 1), 4): False,
+        ("resnet_8", (8, 8, 3), 4): False,
+        ("lstm_lm", (6,), below): True,
+        ("lstm_lm", (6,), large): False,  # its recurrence is a tf.scan: a While op
+        ("transformer_lm", (6,), large): True,
     }
     small = {"simple_cnn": {"filters": [2, 2], "dense": 4}, "resnet_8": {"widths": [2, 2, 2]}}
     small |= {"lstm_lm": {"layers": 1, "hidden": 4, "embedding": 4}}
     small |= {"transformer_lm": {"layers": 1, "d_model": 4, "heads": 1, "d_ff": 4}}
-    for (name, shape), with_xla in expected.items():
-        assert engine({"name": name, **small.get(name, {})}, shape).jit_compile is with_xla, name
-    assert engine({"name": "simple_cnn", **small["simple_cnn"]}, (8, 8, 1), jit_compile=True).jit_compile is True
+    for (name, shape, batch_size), with_xla in expected.items():
+        assert engine({"name": name, **small.get(name, {})}, shape, batch_size).jit_compile is with_xla, name
+    simple_cnn = {"name": "simple_cnn", **small["simple_cnn"]}
+    assert engine(simple_cnn, (8, 8, 1), 4, jit_compile=True).jit_compile is True
 
 
 def test_plain_graph_and_xla_train_a_convolutional_model_alike_in_float64():

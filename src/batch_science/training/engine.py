@@ -56,21 +56,31 @@ BATCH_NORM_EXAMPLES = 1024
 # TensorFlow ops of a convolution. Their gradients, inside the engine's training loop, are what
 # XLA compiles badly on a CPU (see compiles_with_xla).
 CONVOLUTION_OPS = frozenset({"Conv", "Conv2D", "Conv3D", "DepthwiseConv2dNative"})
+# Ops of a loop inside the forward pass (a recurrence, tf.scan), and the batch size from which a
+# model running one trains faster on a CPU as a plain graph (see compiles_with_xla).
+LOOP_OPS = frozenset({"While", "StatelessWhile"})
+LOOP_PLAIN_GRAPH_BATCH = 128
 
 
-def compiles_with_xla(training_op_types: set[str], on_gpu: bool) -> bool:
+def compiles_with_xla(training_op_types: set[str], on_gpu: bool, batch_size: int) -> bool:
     """Whether the engine's loops are compiled with XLA (else as a plain TensorFlow graph), from
-    the ops of a model's training forward pass and the device.
+    the ops of a model's training forward pass, the device and the batch size.
 
-    XLA, except for a model that convolves on a CPU. There, inside the graph's training loop (a
-    tf.while_loop), XLA's CPU backend leaves the gradient convolutions (input and filter
-    gradients) in a dimension order its Eigen convolution cannot take and emits them as naive
-    loops: the Simple CNN (28x28x1, batch 128) trained 0.26 trial-steps/s, against 19 as a
-    plain graph, whose convolutions run in oneDNN; a single step outside a loop is canonicalised
-    and fast. MLPs and the 1-D CNN, which trains on matmuls of patches, gain from XLA's fusion.
-    `make bench` measures both compilations for every paper model (results/bench/paper_models.csv).
+    XLA, except on a CPU for a model that convolves, and for one that loops (an LSTM's recurrence)
+    at a batch of LOOP_PLAIN_GRAPH_BATCH or more. Convolutions: inside the graph's training loop
+    (a tf.while_loop), XLA's CPU backend leaves the gradient convolutions in a dimension order its
+    Eigen convolution cannot take and emits them as naive loops: the Simple CNN (28x28x1, batch
+    128) trained 0.26 trial-steps/s, against 19 as a plain graph, whose convolutions run in oneDNN.
+    Recurrences: the 2x128 LSTM language model on one core trained 1.18x faster under XLA at batch
+    64, as fast at 128 and 1.3x slower at 256 (XLA's fusion pays while the recurrence's products
+    are small). MLPs, the 1-D CNN (matmuls of patches) and the Transformer gain from XLA's fusion.
+    `make bench` measures both compilations of every paper model (results/bench/paper_models.csv).
     """
-    return on_gpu or not (training_op_types & CONVOLUTION_OPS)
+    if on_gpu:
+        return True
+    if training_op_types & CONVOLUTION_OPS:
+        return False
+    return not (training_op_types & LOOP_OPS and batch_size >= LOOP_PLAIN_GRAPH_BATCH)
 
 
 def auto_group_size(
@@ -165,7 +175,7 @@ class Engine:
         jit_compile: bool | None = None,
     ):
         """`jit_compile`: compile the loops with XLA (True) or as a plain graph (False); None decides
-        by `compiles_with_xla` for this model and device."""
+        by `compiles_with_xla` for this model, device and batch size."""
         import tensorflow as tf
 
         self.tf, self.model, self.optimizer, self.batch_size = tf, model, check_optimizer(optimizer), batch_size
@@ -175,7 +185,9 @@ class Engine:
         self.eval_batch_size = eval_batch_size
         self.augment = arrays.augment
         on_gpu = bool(tf.config.list_logical_devices("GPU"))
-        self.jit_compile = compiles_with_xla(self.training_op_types(), on_gpu) if jit_compile is None else jit_compile
+        self.jit_compile = (
+            compiles_with_xla(self.training_op_types(), on_gpu, batch_size) if jit_compile is None else jit_compile
+        )
         self.intervals = self.compiled(self.intervals_graph)
         self.evaluate = self.compiled(self.evaluate_graph)
         if hasattr(model, "build_for"):  # a Keras model learns on these inputs whether its layers vectorise
