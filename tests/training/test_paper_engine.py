@@ -258,3 +258,68 @@ def test_plain_graph_and_xla_train_a_convolutional_model_alike_in_float64():
         for jit in (False, True)
     ]
     np.testing.assert_allclose(np.array(runs[0]), np.array(runs[1]), rtol=1e-9)
+
+
+def test_batch_norm_sample_is_at_most_what_a_trial_trains_on_between_evaluations():
+    """1024 examples, or fewer where an evaluation follows fewer training examples: both sides of 1024."""
+    from batch_science.training.engine import BATCH_NORM_EXAMPLES, batch_norm_sample, batch_norm_sample_size
+
+    assert BATCH_NORM_EXAMPLES == 1024
+    assert batch_norm_sample_size(64, 16) == 1024  # exactly as many trained between evaluations
+    assert batch_norm_sample_size(65, 16) == 1024 and batch_norm_sample_size(3000, 16) == 1024
+    assert batch_norm_sample_size(63, 16) == 1008 and batch_norm_sample_size(20, 16) == 320
+    assert batch_norm_sample_size(1, 1) == 1
+    np.testing.assert_array_equal(batch_norm_sample(40, 10), np.arange(0, 40, 4))  # evenly spaced
+    np.testing.assert_array_equal(batch_norm_sample(40, 1024), np.arange(40))
+
+
+def test_engine_evaluates_batch_norm_with_the_statistics_of_its_sample():
+    """The engine's validation metrics in float64 equal those computed from the model normalised by
+    the statistics of its `batch_norm_sample_size` evenly spaced training examples (and not all 40)."""
+    import tensorflow as tf
+
+    from batch_science.data.arrays import Arrays
+    from batch_science.training.engine import batch_norm_sample
+
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(52, 8, 8, 3)) * rng.uniform(0.5, 2.0, size=(52, 1, 1, 1))
+    y = rng.integers(0, 4, size=52).astype(np.int32)
+    arrays = Arrays(x[:40], y[:40], x[40:], y[40:], 4)
+    model = get_model({"name": "resnet_8", "widths": [2, 4, 4]})
+    weights = [tf.constant(np.stack(w)) for w in zip(*(model.init(seed, (8, 8, 3), 4) for seed in (1, 2)))]
+
+    def metrics(engine):
+        return np.stack([t.numpy() for t in engine.evaluate(weights)])
+
+    def expected(sample):
+        statistics = model.batch_norm_statistics(weights, tf.constant(x[:40][sample]))
+        logits = model.apply(weights, tf.constant(x[40:]), shared=True, statistics=statistics).numpy()
+        shifted = logits - logits.max(-1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+        ce = -np.take_along_axis(log_probs, np.broadcast_to(y[40:, None], (2, 12, 1)), -1)[..., 0].mean(-1)
+        return np.stack([ce, (logits.argmax(-1) != y[40:]).mean(-1)])
+
+    sampled = metrics(Engine(model, arrays, "momentum", 4, "float64", batch_norm_sample_size=10))
+    np.testing.assert_allclose(sampled, expected(batch_norm_sample(40, 10)), rtol=1e-10)
+    everything = metrics(Engine(model, arrays, "momentum", 4, "float64"))
+    np.testing.assert_allclose(everything, expected(np.arange(40)), rtol=1e-10)
+    assert not np.allclose(sampled[0], everything[0], rtol=1e-6)
+
+
+def test_a_tune_job_sizes_the_batch_norm_sample_from_its_evaluation_interval(tiny_config):
+    """build_engine: eval_every 2 at batch 4 normalises on 8 training examples, eval_every 300 on 1024."""
+    import copy
+
+    from batch_science.config import Study
+    from batch_science.data.arrays import Arrays
+    from batch_science.tuning.tune_job import build_engine
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(12, 8, 8, 3)), rng.integers(0, 4, size=12)
+    arrays = Arrays(x[:8], y[:8], x[8:], y[8:], 4)
+    for eval_every, expected in ((2, 8), (300, 1024)):
+        config = copy.deepcopy(tiny_config)
+        name = next(iter(config["workloads"]))
+        config["workloads"][name] |= {"model": {"name": "resnet_8", "widths": [2, 2, 2]}, "eval_every": eval_every}
+        engine = build_engine(config, Study(name, "momentum", 4), arrays)
+        assert engine.batch_norm_sample_size == expected

@@ -51,7 +51,7 @@ AUTO_GROUP_BYTES = 2**30
 HASH_MULTIPLIERS = (0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D)
 HASH_ROUNDS = ((16, 0x7FEB352D), (15, 0x846CA68B))  # (shift, multiplier) of the hash's mixing rounds
 # Training examples whose batch-norm statistics normalise every evaluation (precise BN, models/paper.py):
-# this many, evenly spaced through the training set, the same for every trial and evaluation.
+# at most this many, evenly spaced through the training set, the same for every trial and evaluation.
 BATCH_NORM_EXAMPLES = 1024
 # TensorFlow ops of a convolution. Their gradients, inside the engine's training loop, are what
 # XLA compiles badly on a CPU (see compiles_with_xla).
@@ -144,9 +144,18 @@ def host_batch_indices(seeds, steps, batch_size: int, n_examples: int) -> np.nda
 UNROLLED_EVAL_CHUNKS = 8
 
 
-def batch_norm_sample(n_train: int) -> np.ndarray:
-    """Positions of the training examples whose batch-norm statistics normalise every evaluation."""
-    return np.arange(0, n_train, max(1, n_train // BATCH_NORM_EXAMPLES))[:BATCH_NORM_EXAMPLES]
+def batch_norm_sample_size(eval_every: int, batch_size: int) -> int:
+    """Training examples whose batch-norm statistics normalise each evaluation: BATCH_NORM_EXAMPLES,
+    but no more than a trial trains on between two evaluations, so that measuring them (one forward
+    pass each) costs at most a third of that training. Evaluating ResNet-8 every 20 steps at batch
+    16 with 1024 examples spent more on the statistics than on training; a study evaluating once an
+    epoch (config/paper.yaml) uses all 1024."""
+    return max(1, min(BATCH_NORM_EXAMPLES, eval_every * batch_size))
+
+
+def batch_norm_sample(n_train: int, size: int = BATCH_NORM_EXAMPLES) -> np.ndarray:
+    """Positions of the `size` training examples (at most) whose batch-norm statistics normalise every evaluation."""
+    return np.arange(0, n_train, max(1, n_train // size))[:size]
 
 
 def exact_divisor(tf, count: int, dtype):
@@ -173,9 +182,11 @@ class Engine:
         precision: str = "float32",
         eval_batch_size: int = 8192,
         jit_compile: bool | None = None,
+        batch_norm_sample_size: int = BATCH_NORM_EXAMPLES,
     ):
         """`jit_compile`: compile the loops with XLA (True) or as a plain graph (False); None decides
-        by `compiles_with_xla` for this model, device and batch size."""
+        by `compiles_with_xla` for this model, device and batch size. `batch_norm_sample_size`: the
+        training examples that normalise a batch-norm model's evaluations (see batch_norm_sample_size)."""
         import tensorflow as tf
 
         self.tf, self.model, self.optimizer, self.batch_size = tf, model, check_optimizer(optimizer), batch_size
@@ -183,6 +194,7 @@ class Engine:
         self.num_classes = arrays.num_classes
         self.hold_data(arrays)
         self.eval_batch_size = eval_batch_size
+        self.batch_norm_sample_size = batch_norm_sample_size
         self.augment = arrays.augment
         on_gpu = bool(tf.config.list_logical_devices("GPU"))
         self.jit_compile = (
@@ -382,7 +394,7 @@ class Engine:
         tf = self.tf
         statistics = None
         if hasattr(self.model, "batch_norm_statistics"):
-            sample = tf.gather(self.x_train, batch_norm_sample(self.x_train.shape[0]))
+            sample = tf.gather(self.x_train, batch_norm_sample(self.x_train.shape[0], self.batch_norm_sample_size))
             statistics = self.model.batch_norm_statistics(weights, sample)
         n = self.x_validation.shape[0]
         tokens = int(np.prod(self.y_validation.shape[1:]))  # labels per example: 1, or the sequence length

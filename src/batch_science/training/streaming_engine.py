@@ -15,7 +15,13 @@ import time
 import numpy as np
 
 from batch_science.data.streamed import StreamedData, prefetched
-from batch_science.training.engine import Engine, batch_norm_sample, exact_divisor, host_batch_indices
+from batch_science.training.engine import (
+    BATCH_NORM_EXAMPLES,
+    Engine,
+    batch_norm_sample,
+    exact_divisor,
+    host_batch_indices,
+)
 from batch_science.training.runner import MAX_INTERVALS_PER_CALL
 
 # Host memory of one chunk of training batches: enough steps to amortise a call, few enough
@@ -34,8 +40,17 @@ class StreamingEngine(Engine):
         batch_size: int,
         precision: str = "float32",
         eval_batch_size: int = 8192,
+        batch_norm_sample_size: int = BATCH_NORM_EXAMPLES,
     ):
-        super().__init__(model, stream, optimizer, batch_size, precision, eval_batch_size)
+        super().__init__(
+            model,
+            stream,
+            optimizer,
+            batch_size,
+            precision,
+            eval_batch_size,
+            batch_norm_sample_size=batch_norm_sample_size,
+        )
         self.train_chunk = self.compiled(self.train_steps_graph)
         self.add_evaluation = self.compiled(self.add_evaluation_graph)
         self.close_interval = self.compiled(self.close_interval_graph)
@@ -44,7 +59,7 @@ class StreamingEngine(Engine):
         self.intervals = self._streamed_intervals  # what SlotRunner calls, with the compiled call's arguments
         self.evaluate = self._streamed_evaluate
         self.stats["read_wait_s"] = 0.0  # time the device waited for host reads
-        self.batch_norm_examples = None
+        self.batch_norm_inputs = None
         if hasattr(model, "batch_norm_statistics"):
             self.batch_norm_statistics = self.compiled(model.batch_norm_statistics)
 
@@ -114,11 +129,14 @@ class StreamingEngine(Engine):
         tf, stream = self.tf, self.stream
         statistics = None
         if hasattr(self.model, "batch_norm_statistics"):
-            if self.batch_norm_examples is None:  # read once: the same examples at every evaluation
-                self.batch_norm_examples = tf.constant(
-                    stream.read(stream.train_records, batch_norm_sample(stream.n_train))[0], self.dtype
+            if self.batch_norm_inputs is None:  # read once: the same examples at every evaluation
+                self.batch_norm_inputs = tf.constant(
+                    stream.read(stream.train_records, batch_norm_sample(stream.n_train, self.batch_norm_sample_size))[
+                        0
+                    ],
+                    self.dtype,
                 )
-            statistics = self.batch_norm_statistics(weights, self.batch_norm_examples)
+            statistics = self.batch_norm_statistics(weights, self.batch_norm_inputs)
         ce_sum = wrong = tf.zeros([weights[0].shape[0]], self.dtype)
         batches = (
             stream.read(

@@ -30,6 +30,7 @@ from batch_science.config import (
     run_settings,
     shard_count,
     shard_trials,
+    steps_for,
     workload_setting,
 )
 from batch_science.data.checks import check_batch_sizes
@@ -41,7 +42,7 @@ from batch_science.tables import CURVE_KEYS, best_step_file, partial_trial, prov
 from batch_science.training import checkpoint, nqm
 from batch_science.training.data_parallel import DataParallelTrial, strategy_for_study, writes_results
 from batch_science.training.device import configure_tensorflow, training_device
-from batch_science.training.engine import Engine
+from batch_science.training.engine import Engine, batch_norm_sample_size
 from batch_science.training.optimizers import STATE
 from batch_science.training.runner import Progress
 from batch_science.training.streaming_engine import StreamingEngine
@@ -217,6 +218,23 @@ def _study_best(config: dict, study: Study, shard: int, partial_dir: str, finish
     return StudyBest(files, best_step_file(partial_dir, shard), fingerprint, [r for r, _ in finished.values()])
 
 
+def build_engine(config: dict, study: Study, arrays) -> Engine:
+    """The engine that trains `study`'s trials on `arrays` (streamed from disk when they are a
+    StreamedData: the same results)."""
+    workload = config["workloads"][study.workload]
+    engine_class = StreamingEngine if isinstance(arrays, StreamedData) else Engine
+    return engine_class(
+        get_model(workload["model"], config.get("config_dir")),
+        arrays,
+        study.optimizer,
+        study.batch_size,
+        config["precision"],
+        batch_norm_sample_size=batch_norm_sample_size(
+            steps_for(workload["eval_every"], study.batch_size), study.batch_size
+        ),
+    )
+
+
 def _trainer(engine, strategy):
     """Engine.run, or, with a strategy, the same contract one trial at a time over its devices."""
     if strategy is None:
@@ -272,14 +290,13 @@ def run_tune_job(
         arrays = load(workload["dataset"], config["data_dir"], config.get("config_dir"))
         n_train = arrays.n_train if isinstance(arrays, StreamedData) else len(arrays.x_train)
         check_batch_sizes([study.batch_size], n_train, f"workloads.{study.workload}", dataset_name(workload["dataset"]))
-        engine_class = StreamingEngine if isinstance(arrays, StreamedData) else Engine  # same results; reads from disk
-        engine = engine_class(
-            get_model(workload["model"], config.get("config_dir")),
-            arrays,
-            study.optimizer,
-            study.batch_size,
-            config["precision"],
-        )
+        engine = build_engine(config, study, arrays)
+        if hasattr(engine.model, "batch_norm_statistics"):
+            log.info(
+                "%s: batch norm evaluated on the statistics of %d training examples",
+                label,
+                engine.batch_norm_sample_size,
+            )
         resume = {}
         like = engine.model.init(
             0, engine.input_shape, engine.num_classes
