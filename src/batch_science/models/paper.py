@@ -14,8 +14,9 @@ training (`shared=False`) statistics come from each (ghost) batch. At evaluation
 batch norm normalises with population statistics instead, so a validation metric does not depend
 on how the validation set is cut into batches: "precise BN" (Wu & Johnson 2021). Before each
 evaluation `batch_norm_statistics(weights, x)` measures every batch-norm layer's mean and variance
-over a fixed set of training examples with the current weights, in one pass normalised by those
-same statistics; `apply(..., shared=True, statistics=...)` then uses them. They are recomputed
+over a fixed set of training examples (training/engine.py's batch_norm_sample) with the current
+weights, in one pass normalised by those same statistics; `apply(..., shared=True,
+statistics=...)` then uses them. They are recomputed
 from the weights each time rather than kept as moving averages, so the models stay pure
 functions and a trial's evaluation depends only on its own weights. Without `statistics` the
 evaluation batch's own statistics are used. Ghost batch norm (Hoffer et al. 2017) splits the
@@ -97,6 +98,11 @@ class _PaperModel:
 
         n_trials = weights[0].shape[0]
         names = self._names
+        if n_trials == 1:
+            w = {name: tf.reshape(tensor, tensor.shape[1:]) for name, tensor in zip(names, weights)}
+            options = {} if statistics is None else {"statistics": [tf.reshape(s, s.shape[1:]) for s in statistics]}
+            out = self.forward(w, x if shared else tf.reshape(x, x.shape[1:]), training=not shared, **options)
+            return tf.reshape(out, [1, *out.shape])
         outputs = []
         for trial in range(n_trials):
             w = {name: tensor[trial] for name, tensor in zip(names, weights)}
@@ -215,7 +221,7 @@ class SimpleCnn(_PaperModel):
         if len(x.shape) == 3:
             x = x[..., None]
         for layer in range(len(self.filters)):
-            x = tf.nn.relu(tf.nn.conv2d(x, w[f"conv{layer}/kernel"], 1, "SAME") + w[f"conv{layer}/bias"])
+            x = tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, w[f"conv{layer}/kernel"], 1, "SAME"), w[f"conv{layer}/bias"]))
             x = tf.nn.max_pool2d(x, 2, 2, "SAME")
         x = tf.reshape(x, [x.shape[0], -1])
         x = tf.nn.relu(x @ w["dense/kernel"] + w["dense/bias"])
