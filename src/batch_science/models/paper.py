@@ -418,7 +418,9 @@ class Vgg(_PaperModel):
 
         for stage, n in enumerate(self.convs_per_stage):
             for i in range(n):
-                x = tf.nn.relu(tf.nn.conv2d(x, w[f"s{stage}c{i}/kernel"], 1, "SAME") + w[f"s{stage}c{i}/bias"])
+                x = tf.nn.relu(
+                    tf.nn.bias_add(tf.nn.conv2d(x, w[f"s{stage}c{i}/kernel"], 1, "SAME"), w[f"s{stage}c{i}/bias"])
+                )
             x = tf.nn.max_pool2d(x, 2, 2, "SAME")
         x = tf.reshape(x, [x.shape[0], -1])
         x = tf.nn.relu(x @ w["fc0/kernel"] + w["fc0/bias"])
