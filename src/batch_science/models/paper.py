@@ -98,17 +98,18 @@ class _PaperModel:
 
         n_trials = weights[0].shape[0]
         names = self._names
-        if n_trials == 1:
-            w = {name: tf.reshape(tensor, tensor.shape[1:]) for name, tensor in zip(names, weights)}
-            options = {} if statistics is None else {"statistics": [tf.reshape(s, s.shape[1:]) for s in statistics]}
-            out = self.forward(w, x if shared else tf.reshape(x, x.shape[1:]), training=not shared, **options)
-            return tf.reshape(out, [1, *out.shape])
+
+        def of_trial(tensor, trial):
+            # A graph of one trial reshapes its trial axis away: in a plain graph a slice copies
+            # every weight and its gradient at each step.
+            return tf.reshape(tensor, tensor.shape[1:]) if n_trials == 1 else tensor[trial]
+
         outputs = []
         for trial in range(n_trials):
-            w = {name: tensor[trial] for name, tensor in zip(names, weights)}
-            options = {} if statistics is None else {"statistics": [s[trial] for s in statistics]}
-            outputs.append(self.forward(w, x if shared else x[trial], training=not shared, **options))
-        return tf.stack(outputs)
+            w = {name: of_trial(tensor, trial) for name, tensor in zip(names, weights)}
+            options = {} if statistics is None else {"statistics": [of_trial(s, trial) for s in statistics]}
+            outputs.append(self.forward(w, x if shared else of_trial(x, trial), training=not shared, **options))
+        return tf.reshape(outputs[0], [1, *outputs[0].shape]) if n_trials == 1 else tf.stack(outputs)
 
     @property
     def _names(self) -> list[str]:
