@@ -16,9 +16,9 @@ on how the validation set is cut into batches: "precise BN" (Wu & Johnson 2021).
 evaluation `batch_norm_statistics(weights, x)` measures every batch-norm layer's mean and variance
 over a fixed set of training examples (training/engine.py's batch_norm_sample) with the current
 weights, in one pass normalised by those same statistics; `apply(..., shared=True,
-statistics=...)` then uses them. They are recomputed
-from the weights each time rather than kept as moving averages, so the models stay pure
-functions and a trial's evaluation depends only on its own weights. Without `statistics` the
+statistics=...)` then uses them. They are recomputed from the weights each time rather than kept
+as moving averages, so the models stay pure functions and a trial's evaluation depends only on
+its own weights. Without `statistics` the
 evaluation batch's own statistics are used. Ghost batch norm (Hoffer et al. 2017) splits the
 training batch into ghost batches of `ghost_batch_size` examples, each normalised on its own (when
 the batch is a larger multiple of it; otherwise the whole batch is one).
