@@ -260,6 +260,35 @@ def test_plain_graph_and_xla_train_a_convolutional_model_alike_in_float64():
     np.testing.assert_allclose(np.array(runs[0]), np.array(runs[1]), rtol=1e-9)
 
 
+def test_a_plain_graph_trains_each_step_in_a_function_graph_of_its_own_and_xla_inlines_it():
+    """In a plain graph the loops call the step's forward and backward pass, max-pool gradient
+    included, as a function that is never inlined: oneDNN gives a pool gradient its fast kernel
+    reliably only in a graph without loops (Engine.step_function). Under XLA it is inlined."""
+    from batch_science.data.arrays import Arrays
+
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(24, 8, 8, 1)).astype(np.float32), rng.integers(0, 4, size=24)
+    arrays = Arrays(x[:16], y[:16], x[16:], y[16:], 4)
+    model = get_model({"name": "simple_cnn", "filters": [2, 2], "dense": 4})
+
+    def functions_of_the_loops(jit_compile):
+        engine = Engine(model, arrays, "momentum", 4, jit_compile=jit_compile)
+        calls, compiled = [], engine.intervals
+        engine.intervals = lambda *args: calls.append(args) or compiled(*args)
+        engine.run(make_trials([0.1], budget=2, eval_every=2), Target("error", 0.0))
+        library = compiled.get_concrete_function(*calls[0]).graph.as_graph_def().library.function
+        return {
+            f.signature.name: ("_noinline" in f.attr and f.attr["_noinline"].b, {n.op for n in f.node_def})
+            for f in library
+        }
+
+    plain = functions_of_the_loops(jit_compile=False).values()
+    assert [not_inlined for not_inlined, ops in plain if "MaxPoolGrad" in ops] == [True]
+    xla = functions_of_the_loops(jit_compile=True).values()
+    assert not any(not_inlined for not_inlined, _ in xla)
+    assert any("MaxPoolGrad" in ops for _, ops in xla)
+
+
 def test_batch_norm_sample_is_at_most_what_a_trial_trains_on_between_evaluations():
     """1024 examples, or fewer where an evaluation follows fewer training examples: both sides of 1024."""
     from batch_science.training.engine import BATCH_NORM_EXAMPLES, batch_norm_sample, batch_norm_sample_size

@@ -200,6 +200,7 @@ class Engine:
         self.jit_compile = (
             compiles_with_xla(self.training_op_types(), on_gpu, batch_size) if jit_compile is None else jit_compile
         )
+        self.loss_and_gradients = self.step_function(self.loss_and_gradients_graph)
         self.intervals = self.compiled(self.intervals_graph)
         self.evaluate = self.compiled(self.evaluate_graph)
         if hasattr(model, "build_for"):  # a Keras model learns on these inputs whether its layers vectorise
@@ -225,6 +226,20 @@ class Engine:
         values, and autograph's conversion of every function they call cost ~2.5 s of each job's
         start-up."""
         return self.tf.function(function, jit_compile=self.jit_compile, autograph=False)
+
+    def step_function(self, function):
+        """`function`, the forward and backward pass of a training step, as the loops call it: under
+        XLA inlined; in a plain graph as a function graph of its own, not inlined into the loops.
+
+        oneDNN's graph rewrite, which gives TensorFlow's CPU ops their fast kernels, turns a max
+        pool's gradient into its own kernel only when it has rewritten the forward pool first, and
+        it walks a graph in an order that, around a loop, is not always the data's and changes from
+        one process to the next. Inlined into the engine's loops, the Simple CNN's pool gradients ran
+        Eigen's kernel in four processes of five, 15% of each step at batch 256: the bench's noise
+        between runs. A function graph of its own has no loop, so the forward pool always comes first."""
+        if self.jit_compile:
+            return function
+        return self.tf.function(function, autograph=False, experimental_attributes={"_noinline": True})
 
     def training_op_types(self) -> set[str]:
         """The TensorFlow op types of the model's training forward pass (one trial, two examples) and
@@ -333,11 +348,7 @@ class Engine:
                 x = self.augment(x, hyper["seed"], step)
             # A model with training-time randomness (a Keras model's dropout) keys it by trial seed and step.
             keys = {"seeds": hyper["seed"], "steps": step} if getattr(self.model, "keyed_randomness", False) else {}
-            with tf.GradientTape() as tape:
-                tape.watch(weights)
-                loss = self.loss(self.model.apply(weights, x, shared=False, **keys), y, hyper["label_smoothing"])
-                total = tf.reduce_sum(tf.where(active, loss, tf.zeros_like(loss)))
-            grads = tape.gradient(total, weights)
+            loss, grads = self.loss_and_gradients(weights, x, y, hyper["label_smoothing"], active, keys)
             alive = alive & tf.where(active, tf.math.is_finite(loss) & (loss < loss_limit), True)
             keep = active & alive
             # A slot that does not train this step keeps its weights and optimizer state through its
@@ -358,6 +369,15 @@ class Engine:
             [tf.constant(0), weights, state, alive, loss_sum, loss_count],
         )
         return weights, state, alive, loss_sum, loss_count
+
+    def loss_and_gradients_graph(self, weights, x, y, label_smoothing, active, keys):
+        """Training loss of every slot on its batch, and the gradient of the active slots' summed loss."""
+        tf = self.tf
+        with tf.GradientTape() as tape:
+            tape.watch(weights)
+            loss = self.loss(self.model.apply(weights, x, shared=False, **keys), y, label_smoothing)
+            total = tf.reduce_sum(tf.where(active, loss, tf.zeros_like(loss)))
+        return loss, tape.gradient(total, weights)
 
     def divergence_limit(self, divergence_factor, initial_val_ce):
         """The training loss beyond which a trial has diverged: `divergence_factor` times its step-0
