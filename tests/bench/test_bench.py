@@ -91,16 +91,20 @@ def test_paper_goal_lines_judge_each_model_and_batch_and_the_compilation_rule():
         ("cnn", 16, "keras_fit", "graph", 1, 10.0),
         ("cnn", 16, "engine", "graph", 1, 10.0),
         ("cnn", 16, "engine_xla", "xla", 1, 0.5),
+        ("cnn", 16, "engine_4_per_graph", "graph", 4, 11.0),
         ("lm", 256, "keras_fit", "graph", 1, 10.0),
-        ("lm", 256, "engine", "xla", 4, 29.9),
+        ("lm", 256, "engine", "xla", 2, 29.9),
+        ("lm", 256, "engine_4_per_graph", "xla", 4, 34.0),
     ]
     table = pd.DataFrame(rows, columns=columns)
     table["ratio_vs_keras_fit"] = table.trial_steps_per_s / 10.0
-    table["first_call_s"] = [None, 20.0, 50.0, None, 19.9]
+    table["first_call_s"] = [None, 20.0, 50.0, 1.0, None, 19.9, 1.0]
     assert paper_goal_lines(table) == [
         "cnn b16: engine (graph, 1 per graph) 1.00x the Keras loop, goal 1x: met; first call 20.0s, goal 20s: NOT met",
         "cnn b16: the rule's graph ran 20.0x the speed of xla (first call 50.0s): rule backed",
-        "lm b256: engine (xla, 4 per graph) 2.99x the Keras loop, goal 3x: NOT met; first call 19.9s, goal 20s: met",
+        "cnn b16: the automatic 1 per graph ran 0.91x the speed of 4 per graph: a tie (runs differ by up to 10%)",
+        "lm b256: engine (xla, 2 per graph) 2.99x the Keras loop, goal 3x: NOT met; first call 19.9s, goal 20s: met",
+        "lm b256: the automatic 2 per graph ran 0.88x the speed of 4 per graph: grouping NOT backed",
     ]
 
 

@@ -466,10 +466,12 @@ def paper_keras_fit(name: str, batch_size: int, steps: int, threads: int | None)
     }
 
 
-def paper_engine(name: str, batch_size: int, steps: int, threads: int | None, jit_compile: bool | None) -> dict:
-    """The engine on the paper model, its graph as full as the automatic grouping makes it: a first
-    run of one interval compiles (timed as the first call), then runs of `steps` steps per trial are
-    timed, best of PAPER_REPEATS."""
+def paper_engine(
+    name: str, batch_size: int, steps: int, threads: int | None, jit_compile: bool | None, slots: int | None = None
+) -> dict:
+    """The engine on the paper model, its graph as full as the automatic grouping makes it (or of
+    `slots` trials): a first run of one interval compiles (timed as the first call), then runs of
+    `steps` steps per trial are timed, best of PAPER_REPEATS."""
     _start_tensorflow(threads)
     from batch_science.bench.paper_workloads import EVAL_EVERY, PAPER_WORKLOADS, mock_arrays
 
@@ -484,7 +486,7 @@ def paper_engine(name: str, batch_size: int, steps: int, threads: int | None, ji
         jit_compile=jit_compile,
         batch_norm_sample_size=batch_norm_sample_size(EVAL_EVERY, batch_size),  # as a tune job sizes it
     )
-    slots = engine.group_size_for(1 << 20)
+    slots = slots or engine.group_size_for(1 << 20)
     target = Target(metric="error", value=0.0)
 
     def run(seed_base: int, n_steps: int) -> None:
