@@ -277,14 +277,12 @@ def test_a_plain_graph_trains_each_step_in_a_function_graph_of_its_own_and_xla_i
         engine.intervals = lambda *args: calls.append(args) or compiled(*args)
         engine.run(make_trials([0.1], budget=2, eval_every=2), Target("error", 0.0))
         library = compiled.get_concrete_function(*calls[0]).graph.as_graph_def().library.function
-        return {
-            f.signature.name: ("_noinline" in f.attr and f.attr["_noinline"].b, {n.op for n in f.node_def})
-            for f in library
-        }
+        # Per function the loops call: whether it is marked never to be inlined, and its op types.
+        return [("_noinline" in f.attr and f.attr["_noinline"].b, {n.op for n in f.node_def}) for f in library]
 
-    plain = functions_of_the_loops(jit_compile=False).values()
+    plain = functions_of_the_loops(jit_compile=False)
     assert [not_inlined for not_inlined, ops in plain if "MaxPoolGrad" in ops] == [True]
-    xla = functions_of_the_loops(jit_compile=True).values()
+    xla = functions_of_the_loops(jit_compile=True)
     assert not any(not_inlined for not_inlined, _ in xla)
     assert any("MaxPoolGrad" in ops for _, ops in xla)
 
